@@ -1,0 +1,116 @@
+"""Callbacks the training config wires in."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+class MetricsJson(Callback):
+    """Writes `metrics.json` in the run directory: per-epoch history, final and best values,
+    test metrics, timing, the split and dataset sizes. Rewritten after every epoch, so a killed or
+    failed run still leaves a readable record (with `"status"` saying how it ended)."""
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self.history: list[dict[str, float | None]] = []
+        self.test: dict[str, float | None] = {}
+        self.status = "running"
+        self.error: str | None = None
+        self.extra: dict[str, Any] = {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # a resumed run continues its history; testing a checkpoint keeps the full one
+        if not self.history:
+            self.history = list(state_dict.get("history", []))
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero:
+            return
+        row = {"epoch": trainer.current_epoch + 1}
+        row |= {k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        self.history.append(row)
+        self.write(trainer, pl_module)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.history and trainer.is_global_zero:
+            train = {
+                k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("train/")
+            }
+            self.history[-1].update(train)
+            self.write(trainer, pl_module)
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.status = "completed"
+        self.write(trainer, pl_module)
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.test = {
+            k: _number(v) for k, v in trainer.callback_metrics.items() if k.startswith("test/")
+        }
+        self.write(trainer, pl_module)
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        self.error = f"{type(exception).__name__}: {exception}"
+        self.write(trainer, pl_module)
+
+    def summary(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        history = [h for h in self.history if h.get("val/acc") is not None]
+        best = max(history, key=lambda h: h["val/acc"], default=None)
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        checkpoint = (
+            trainer.checkpoint_callback
+            if isinstance(trainer.checkpoint_callback, ModelCheckpoint)
+            else None
+        )
+        datamodule = getattr(trainer, "datamodule", None)
+        return {
+            "status": self.status,
+            "error": self.error,
+            "model": pl_module.hparams.get("name"),
+            "parameters": sum(p.numel() for p in pl_module.parameters()),
+            "epochs": len(self.history),
+            "train_seconds": round(timer.time_elapsed("train"), 2) if timer else None,
+            "final": {k: v for k, v in self.history[-1].items() if k != "epoch"}
+            if self.history
+            else {},
+            "best": {
+                "val/acc": best["val/acc"] if best else None,
+                "val/loss": min(
+                    (h["val/loss"] for h in history if h.get("val/loss") is not None), default=None
+                ),
+                "epoch": best["epoch"] if best else None,
+                "checkpoint": checkpoint.best_model_path if checkpoint else None,
+            },
+            "test": self.test,
+            **(datamodule.summary() if hasattr(datamodule, "summary") else {}),
+            **self.extra,
+            "history": self.history,
+        }
+
+    def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".metrics", suffix=".json")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.summary(trainer, pl_module), f, indent=2)
+        os.replace(tmp, self.path)

@@ -1,0 +1,100 @@
+"""Length-bucketed batches: reviews of similar length share a batch, so little time goes to padding.
+
+Training stays random: each epoch shuffles the reviews, sorts them by length only within large
+pools, cuts the pools into batches and shuffles the batch order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset, Sampler
+
+
+class EncodedReviews(Dataset):
+    """Token-id arrays and labels, indexable by the DataLoader."""
+
+    def __init__(self, reviews: Sequence[np.ndarray], labels: np.ndarray):
+        self.reviews = reviews
+        self.labels = labels
+
+    def __len__(self) -> int:
+        return len(self.reviews)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        return self.reviews[i], int(self.labels[i])
+
+
+def collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-pad with 0 (`<pad>`); returns ids (B, T), lengths (B,), float labels (B,)."""
+    lengths = torch.tensor([len(ids) for ids, _ in batch], dtype=torch.long)
+    padded = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
+    for row, (ids, _) in enumerate(batch):
+        padded[row, : len(ids)] = torch.from_numpy(ids)
+    labels = torch.tensor([label for _, label in batch], dtype=torch.float32)
+    return padded, lengths, labels
+
+
+class BucketBatchSampler(Sampler[list[int]]):
+    """Yields batches of indices of similar length; shards batches across DDP ranks."""
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        batch_size: int,
+        shuffle: bool = True,
+        pool_batches: int = 50,
+        seed: int = 0,
+        bucket: bool = True,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.pool = batch_size * pool_batches
+        self.seed = seed
+        self.bucket = bucket
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by Lightning at each epoch start: a new, reproducible order per epoch."""
+        self.epoch = epoch
+
+    def _batches(self) -> list[np.ndarray]:
+        n = len(self.lengths)
+        rng = np.random.default_rng([self.seed, self.epoch])
+        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.bucket:
+            if self.shuffle:
+                pools = [order[i : i + self.pool] for i in range(0, n, self.pool)]
+                order = np.concatenate(
+                    [p[np.argsort(self.lengths[p], kind="stable")] for p in pools]
+                )
+            else:
+                order = np.argsort(self.lengths, kind="stable")
+        batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
+        if self.shuffle:
+            batches = [batches[i] for i in rng.permutation(len(batches))]
+        return batches
+
+    def _shard(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+            return batches
+        world, rank = dist.get_world_size(), dist.get_rank()
+        per_rank = len(batches) // world if self.shuffle else -(-len(batches) // world)
+        shard = batches[rank::world][:per_rank]
+        # every rank must run the same number of steps; evaluation may repeat one batch
+        return shard + shard[: per_rank - len(shard)]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self._shard(self._batches()):
+            yield batch.tolist()
+
+    def __len__(self) -> int:
+        batches = -(-len(self.lengths) // self.batch_size)
+        if dist.is_available() and dist.is_initialized():
+            world = dist.get_world_size()
+            return batches // world if self.shuffle else -(-batches // world)
+        return batches

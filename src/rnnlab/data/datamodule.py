@@ -1,0 +1,243 @@
+"""IMDB as a LightningDataModule: reading, cleaning, tokenizing, vocabulary and splitting."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+from sklearn.model_selection import train_test_split
+from torch.utils.data import DataLoader
+
+from rnnlab.data.batching import BucketBatchSampler, EncodedReviews, collate
+from rnnlab.data.corpus import Corpus, cached_corpus
+from rnnlab.data.preprocess import Preprocessor
+from rnnlab.data.sources import DataError, load_reviews
+from rnnlab.data.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("seed", "official")
+
+
+class IMDBDataModule(L.LightningDataModule):
+    """Labeled reviews -> train/val/test loaders of padded token ids.
+
+    Args:
+        path: archive, aclImdb folder or CSV(.gz); None downloads the Stanford archive to data_dir.
+        split: {"name": "seed" | "official", "test_size", "val_fraction", "random_state"}.
+            seed: all labeled reviews, stratified 80/20; validation and test are the same 20%.
+            official: the dataset's own 25k train / 25k test; validation is a stratified
+            fraction of train.
+        preprocess: `Preprocessor` settings.
+        vocab: {"min_freq", "max_size", "fit_on": "train" | "all", "order": "frequency" |
+            "first_seen"}.
+        max_reviews: a stratified subset of this many labeled reviews, for quick runs.
+        csv: {"text_column", "label_column", "labels": {value: 0/1}} for CSV sources.
+    """
+
+    def __init__(
+        self,
+        path: str | None = None,
+        data_dir: str = "data",
+        cache_dir: str | None = None,
+        split: dict | None = None,
+        preprocess: dict | None = None,
+        vocab: dict | None = None,
+        csv: dict | None = None,
+        max_reviews: int | None = None,
+        batch_size: int = 64,
+        eval_batch_size: int | None = None,
+        bucket: bool = True,
+        num_workers: int = 0,
+        seed: int = 42,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.split = {"name": "seed", "test_size": 0.2, "val_fraction": 0.1, "random_state": 42}
+        self.split.update(split or {})
+        if self.split["name"] not in SPLITS:
+            raise ValueError(f"split.name must be one of {SPLITS}, got {self.split['name']!r}")
+        self.preprocessor = Preprocessor(**(preprocess or {}))
+        self.vocab_settings = {
+            "min_freq": 2,
+            "max_size": 30_000,
+            "fit_on": "train",
+            "order": "frequency",
+        }
+        self.vocab_settings.update(vocab or {})
+        self.csv = {
+            "text_column": "review",
+            "label_column": "sentiment",
+            "labels": {"positive": 1, "negative": 0},
+        }
+        self.csv.update(csv or {})
+        self.vocab: Vocab | None = None
+        self.sizes: dict[str, int] = {}
+        self._sets: dict[str, EncodedReviews] = {}
+
+    # -- where the data comes from -------------------------------------------------------------
+    def source_path(self) -> Path:
+        if self.hparams.path:
+            return Path(self.hparams.path).expanduser()
+        from rnnlab.data.download import ensure_imdb_archive
+
+        return ensure_imdb_archive(Path(self.hparams.data_dir))
+
+    def prepare_data(self) -> None:
+        """Download (if needed) and build the token cache once, on rank 0 only."""
+        self._corpus()
+
+    def _corpus(self) -> Corpus:
+        path = self.source_path()
+        settings: dict[str, Any] = {"preprocess": self.preprocessor.config()}
+        if not path.is_dir() and ".csv" in path.name.lower():
+            settings["csv"] = {k: self.csv[k] for k in ("text_column", "label_column")}
+            settings["csv"]["labels"] = {str(k): int(v) for k, v in self.csv["labels"].items()}
+
+        def read():
+            return load_reviews(
+                path, self.csv["text_column"], self.csv["label_column"], dict(self.csv["labels"])
+            )
+
+        cache_dir = self.hparams.cache_dir
+        return cached_corpus(
+            path, read, self.preprocessor, Path(cache_dir) if cache_dir else None, settings
+        )
+
+    # -- splits and vocabulary ------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._sets:
+            return
+        corpus = self._corpus()
+        rows = self._subset(corpus)
+        train, val, test = self._split(corpus, rows)
+        self.vocab = self._build_vocab(
+            corpus, rows if self.vocab_settings["fit_on"] == "all" else train
+        )
+        lookup = self.vocab.remap(corpus.tokens)
+        max_len = self.preprocessor.max_len
+        for name, part in (("train", train), ("val", val), ("test", test)):
+            reviews = []
+            for i in part:
+                ids = lookup[corpus.review(i)]
+                reviews.append(ids if len(ids) else np.array([1], dtype=np.int64))
+            self._sets[name] = EncodedReviews(reviews, corpus.labels[part])
+        self.sizes = {
+            "train": len(train),
+            "val": len(val),
+            "test": len(test),
+            "vocab": len(self.vocab),
+        }
+        log.info(
+            "Split %s: %d train / %d val / %d test reviews, vocabulary %d tokens%s.",
+            self.split["name"],
+            len(train),
+            len(val),
+            len(test),
+            len(self.vocab),
+            f", max_len {max_len}" if max_len else "",
+        )
+
+    def _subset(self, corpus: Corpus) -> np.ndarray:
+        rows = np.arange(len(corpus))
+        n = self.hparams.max_reviews
+        if n is None or n >= len(corpus):
+            if n is not None and n > len(corpus):
+                raise DataError(
+                    f"data.max_reviews={n} is larger than the {len(corpus)} labeled reviews in "
+                    f"{self.source_path()}. Use a smaller number or leave it unset (null)."
+                )
+            return rows
+        strata = (
+            corpus.labels
+            if corpus.official is None
+            else np.char.add(corpus.official, corpus.labels.astype(str))
+        )
+        subset, _ = train_test_split(
+            rows, train_size=n, stratify=strata, random_state=self.split["random_state"]
+        )
+        return np.sort(subset)
+
+    def _split(self, corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        labels = corpus.labels[rows]
+        if self.split["name"] == "seed":
+            train, val = train_test_split(
+                rows,
+                test_size=self.split["test_size"],
+                random_state=self.split["random_state"],
+                stratify=labels,
+            )
+            return train, val, val
+        if corpus.official is None:
+            raise DataError(
+                f"split=official needs the dataset's own train/test split, but "
+                f"{self.source_path()} (a CSV) has none. Use the Stanford archive or folder as "
+                "data.path, or split=seed."
+            )
+        official = corpus.official[rows]
+        train_all, test = rows[official == "train"], rows[official == "test"]
+        train, val = train_test_split(
+            train_all,
+            test_size=self.split["val_fraction"],
+            random_state=self.split["random_state"],
+            stratify=corpus.labels[train_all],
+        )
+        return train, val, test
+
+    def _build_vocab(self, corpus: Corpus, rows: np.ndarray) -> Vocab:
+        counts = corpus.counts(rows)
+        build = (
+            Vocab.first_seen if self.vocab_settings["order"] == "first_seen" else Vocab.from_counts
+        )
+        return build(
+            corpus.tokens, counts, self.vocab_settings["min_freq"], self.vocab_settings["max_size"]
+        )
+
+    # -- loaders ---------------------------------------------------------------------------------
+    def _loader(self, name: str, shuffle: bool) -> DataLoader:
+        data = self._sets[name]
+        batch_size = (
+            self.hparams.batch_size
+            if shuffle
+            else (self.hparams.eval_batch_size or self.hparams.batch_size)
+        )
+        sampler = BucketBatchSampler(
+            np.array([len(r) for r in data.reviews]),
+            batch_size,
+            shuffle=shuffle,
+            seed=self.hparams.seed,
+            bucket=self.hparams.bucket,
+        )
+        workers = self.hparams.num_workers
+        return DataLoader(
+            data,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    def summary(self) -> dict[str, Any]:
+        """What metrics.json records about the data."""
+        return {
+            "source": str(
+                self.hparams.path or os.path.join(self.hparams.data_dir, "aclImdb_v1.tar.gz")
+            ),
+            "split": self.split["name"],
+            "sizes": dict(self.sizes),
+            "max_reviews": self.hparams.max_reviews,
+            "preprocess": self.preprocessor.config(),
+        }

@@ -1,0 +1,133 @@
+"""The LightningModule: one recurrent classifier, BCE-with-logits, torchmetrics, optimizer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
+
+from rnnlab.models.classifier import RecurrentClassifier
+
+
+def _metrics(prefix: str) -> MetricCollection:
+    return MetricCollection(
+        {"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()}, prefix=prefix
+    )
+
+
+class SentimentModule(L.LightningModule):
+    """Trains a `RecurrentClassifier`; the checkpoint carries the vocabulary and preprocessing.
+
+    Everything needed to rebuild the model and its text pipeline is a hyperparameter, so
+    `SentimentModule.load_from_checkpoint(path)` works with the training data gone.
+    """
+
+    def __init__(
+        self,
+        vocab: Sequence[str],
+        preprocess: dict,
+        name: str = "lstm",
+        cell: str = "lstm",
+        bidirectional: bool = False,
+        embed_dim: int = 128,
+        hidden_size: int = 128,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+        embed_dropout: float = 0.0,
+        pooling: str = "final",
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters(logger=False)
+        self.net = RecurrentClassifier(
+            len(vocab),
+            cell,
+            embed_dim,
+            hidden_size,
+            num_layers,
+            bidirectional,
+            dropout,
+            embed_dropout,
+            pooling,
+        )
+        self.loss = nn.BCEWithLogitsLoss()
+        self.train_metrics = _metrics("train/")
+        self.val_metrics = _metrics("val/")
+        self.test_metrics = _metrics("test/")
+        self.val_acc_best = MaxMetric()
+
+    def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return self.net(ids, lengths)
+
+    def _step(self, batch, metrics: MetricCollection, stage: str) -> torch.Tensor:
+        ids, lengths, labels = batch
+        logits = self(ids, lengths)
+        loss = self.loss(logits, labels)
+        if stage == "train" and not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"train/loss became {loss.item()} at step {self.global_step} (epoch "
+                f"{self.current_epoch}). Training stopped; the last good checkpoint is kept in "
+                "checkpoints/. Lower model.optimizer.lr or set trainer.gradient_clip_val=1.0."
+            )
+        metrics.update(logits.detach().float(), labels.int())
+        # metric objects are computed and reset by Lightning at each epoch end
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=True,
+            batch_size=len(labels),
+        )
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        return loss
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        return self._step(batch, self.train_metrics, "train")
+
+    def validation_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, self.val_metrics, "val")
+
+    def on_train_start(self) -> None:
+        self.val_acc_best.reset()  # the sanity check's numbers are not a result
+
+    def on_validation_epoch_end(self) -> None:
+        self.val_acc_best(self.val_metrics["acc"].compute())
+        self.log("val/acc_best", self.val_acc_best.compute())
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self._step(batch, self.test_metrics, "test")
+
+    def configure_optimizers(self) -> Any:
+        make = self.hparams.optimizer or (lambda params: torch.optim.AdamW(params, lr=1e-3))
+        optimizer = make(params=self.parameters())
+        if self.hparams.scheduler is None:
+            return optimizer
+        scheduler = self.hparams.scheduler(optimizer=optimizer)
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
+        }
+
+    @torch.no_grad()
+    def predict_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+        """Positive-class probabilities for raw texts, through the checkpoint's own pipeline."""
+        from rnnlab.data.batching import collate
+        from rnnlab.data.preprocess import Preprocessor
+        from rnnlab.data.vocab import Vocab
+
+        preprocess, vocab = Preprocessor(**self.hparams.preprocess), Vocab(self.hparams.vocab)
+        self.eval()
+        probabilities = []
+        for start in range(0, len(texts), batch_size):
+            encoded = [(vocab.encode(preprocess(t)), 0) for t in texts[start : start + batch_size]]
+            ids, lengths, _ = collate(encoded)
+            logits = self(ids.to(self.device), lengths)
+            probabilities.append(torch.sigmoid(logits.float()).cpu())
+        return torch.cat(probabilities) if probabilities else torch.zeros(0)

@@ -1,0 +1,15 @@
+"""Train a recurrent sentiment classifier: `python train.py model=bilstm` (see conf/train.yaml)."""
+
+import hydra
+from omegaconf import DictConfig
+
+from rnnlab.train import run
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
