@@ -56,10 +56,10 @@ def write_dataset(root: str | Path, n: int, kind: str = "archive", seed: int = 0
         with gzip.open(path, "wt", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["review", "sentiment"])
-            writer.writerows((t, "positive" if y else "negative") for t, y in zip(texts, labels))
+            writer.writerows((t, "positive" if y else "negative") for t, y in zip(texts, labels, strict=True))
         return path
     files = {}
-    for i, (text, label) in enumerate(zip(texts, labels)):
+    for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
         split = "train" if i % 2 == 0 else "test"
         rating = 8 if label else 2
         files[f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{rating}.txt"] = text.encode()
