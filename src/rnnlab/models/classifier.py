@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlab.models.lstm_scratch import make_direction
 from rnnlab.models.recurrent import RecurrentEncoder
 
 POOLINGS = ("final", "max", "mean")
@@ -38,6 +39,7 @@ class RecurrentClassifier(nn.Module):
             num_layers,
             bidirectional,
             dropout if num_layers > 1 else 0.0,
+            direction_factory=make_direction,  # cell="lstm_scratch" picks the hand-written LSTM
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size * len(self.poolings), 1)
