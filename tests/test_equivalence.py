@@ -1,0 +1,155 @@
+"""The dense fast path equals packed sequences: states, logits and every gradient, on random lengths.
+
+A packed `nn.RNN` / `nn.LSTM` / `nn.GRU` (`pack_padded_sequence(enforce_sorted=False)`, as the
+tip runs it) is the reference. Its weights are copied into rnnlab's `RecurrentEncoder`, the
+padding is filled with noise (so any leak through it shows), and outputs and gradients must
+agree within 1e-5 in float64 and within float32 rounding in float32.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from rnnlab.models.classifier import RecurrentClassifier
+from rnnlab.models.recurrent import CELLS, RecurrentEncoder
+from rnnlab.module import SentimentModule
+
+FEATURES, HIDDEN = 5, 6
+# float64: the two paths agree to rounding, well inside 1e-5; float32: rounding of sums over
+# ~20 steps in a different order.
+TOLERANCE = {torch.float64: 1e-5, torch.float32: 2e-4}
+
+
+def random_lengths(generator: torch.Generator, batch: int, steps: int) -> torch.Tensor:
+    """Mixed lengths, always including a one-token review and a full-length one, unsorted."""
+    lengths = torch.randint(1, steps + 1, (batch,), generator=generator)
+    lengths[torch.randperm(batch, generator=generator)[:2]] = torch.tensor([1, steps])
+    return lengths
+
+
+def padded_noise(lengths: torch.Tensor, steps: int, dtype: torch.dtype, generator) -> torch.Tensor:
+    """Inputs (B, T, F) whose padding is large noise, not zeros: the dense path must ignore it."""
+    x = torch.randn(len(lengths), steps, FEATURES, generator=generator, dtype=dtype)
+    pad = torch.arange(steps)[None, :] >= lengths[:, None]
+    return torch.where(pad[..., None], 10 * torch.randn_like(x), x)
+
+
+def copy_reference(reference: nn.RNNBase, encoder: RecurrentEncoder) -> None:
+    """`weight_ih_l{k}[_reverse]` of the reference -> `encoder.layers[k][direction].weight_ih_l0`."""
+    with torch.no_grad():
+        for name, value in reference.named_parameters():
+            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
+            direction = 1 if name.endswith("_reverse") else 0
+            getattr(encoder.layers[int(layer)][direction], f"{base}_l0").copy_(value)
+
+
+def loss_of(head: nn.Linear, out, final, labels, step_weights):
+    """The logits' BCE plus a term on every valid step output (max/mean pooling read them)."""
+    logits = head(final).squeeze(-1)
+    loss = nn.functional.binary_cross_entropy_with_logits(logits, labels)
+    return logits, loss + (out * step_weights).sum() / len(labels)
+
+
+def encoder_gradient(encoder: RecurrentEncoder, layer: int, direction: int, name: str):
+    return getattr(encoder.layers[layer][direction], f"{name}_l0").grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", sorted(CELLS))
+def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, dtype):
+    generator = torch.Generator().manual_seed(
+        sorted(CELLS).index(cell) * 4 + 2 * num_layers + bidirectional
+    )
+    torch.manual_seed(7)
+    steps = 17
+    reference = CELLS[cell](
+        FEATURES, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True
+    ).to(dtype)
+    encoder = RecurrentEncoder(cell, FEATURES, HIDDEN, num_layers, bidirectional).to(dtype)
+    copy_reference(reference, encoder)
+    head = nn.Linear(encoder.output_size, 1).to(dtype)
+
+    for batch in (1, 2, 9):  # a lone review, a pair, a mixed batch
+        lengths = random_lengths(generator, batch, steps) if batch > 1 else torch.tensor([steps])
+        x = padded_noise(lengths, steps, dtype, generator)
+        labels = torch.randint(0, 2, (batch,), generator=generator).to(dtype)
+        step_weights = torch.randn(batch, steps, encoder.output_size, dtype=dtype)
+        valid = (torch.arange(steps)[None, :] < lengths[:, None])[..., None]
+
+        x_ref = x.clone().requires_grad_()
+        packed = pack_padded_sequence(x_ref, lengths, batch_first=True, enforce_sorted=False)
+        packed_out, state = reference(packed)
+        ref_out, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=steps)
+        h_n = state[0] if cell == "lstm" else state
+        ref_final = torch.cat([h_n[-2], h_n[-1]], -1) if bidirectional else h_n[-1]
+        ref_logits, ref_loss = loss_of(head, ref_out, ref_final, labels, valid * step_weights)
+        head.zero_grad()
+        ref_loss.backward()
+        ref_head_grad = head.weight.grad.clone()
+
+        x_ours = x.clone().requires_grad_()
+        out, final = encoder(x_ours, lengths)
+        logits, loss = loss_of(head, out, final, labels, valid * step_weights)
+        head.zero_grad()
+        loss.backward()
+
+        tol = {"atol": TOLERANCE[dtype], "rtol": 0}
+        torch.testing.assert_close(final, ref_final, **tol)
+        torch.testing.assert_close(out * valid, ref_out, **tol)
+        torch.testing.assert_close(logits, ref_logits, **tol)
+        torch.testing.assert_close(x_ours.grad, x_ref.grad, **tol)
+        assert not x_ours.grad[~valid.expand_as(x)].any(), "padding received a gradient"
+        torch.testing.assert_close(head.weight.grad, ref_head_grad, **tol)
+        compared = 0
+        for name, ref_param in reference.named_parameters():
+            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
+            ours = encoder_gradient(encoder, int(layer), int(name.endswith("_reverse")), base)
+            torch.testing.assert_close(
+                ours, ref_param.grad, **tol, msg=lambda m, n=name: f"{n}: {m}"
+            )
+            compared += 1
+        assert compared == len(list(encoder.parameters())) == 4 * num_layers * (1 + bidirectional)
+        reference.zero_grad()
+        encoder.zero_grad()
+
+
+def _review_alone_and_in_batch(model: nn.Module, vocab_size: int, seed: int):
+    """The same review's logit alone and inside a padded batch of longer and shorter reviews."""
+    generator = torch.Generator().manual_seed(seed)
+    review = torch.randint(2, vocab_size, (11,), generator=generator)
+    others = [torch.randint(2, vocab_size, (n,), generator=generator) for n in (30, 1, 11, 4)]
+    batch = [others[0], review, *others[1:]]
+    lengths = torch.tensor([len(r) for r in batch])
+    ids = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
+    for row, r in enumerate(batch):
+        ids[row, : len(r)] = r
+    with torch.no_grad():
+        alone = model(review[None, :], torch.tensor([len(review)]))
+        batched = model(ids, lengths)
+    return alone[0], batched[1]
+
+
+@pytest.mark.parametrize("cell", sorted(CELLS))
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_padding_never_changes_a_prediction(cell, bidirectional):
+    torch.manual_seed(3)
+    model = RecurrentClassifier(
+        50, cell, 8, 8, num_layers=2, bidirectional=bidirectional, pooling="final+max+mean"
+    ).eval()
+    alone, batched = _review_alone_and_in_batch(model, 50, seed=4)
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
+
+
+def test_padding_never_changes_a_prediction_through_the_lightning_module():
+    torch.manual_seed(5)
+    vocab = ["<pad>", "<unk>", *(f"w{i}" for i in range(40))]
+    module = SentimentModule(
+        vocab, preprocess={}, cell="lstm", bidirectional=True, embed_dim=8, hidden_size=8
+    ).eval()
+    alone, batched = _review_alone_and_in_batch(module, len(vocab), seed=6)
+    torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
