@@ -1,18 +1,31 @@
-"""The dense fast path equals packed sequences: states, logits and every gradient, on random lengths.
+"""rnnlab's fast paths equal the straightforward ones they replace.
 
+The dense recurrent path equals packed sequences: states, logits and every gradient, on random
+lengths.
 A packed `nn.RNN` / `nn.LSTM` / `nn.GRU` (`pack_padded_sequence(enforce_sorted=False)`, as the
 tip runs it) is the reference. Its weights are copied into rnnlab's `RecurrentEncoder`, the
 padding is filled with noise (so any leak through it shows), and outputs and gradients must
-agree within 1e-5 in float64 and within float32 rounding in float32.
+agree within 1e-5 in float64 and within float32 rounding in float32. The one-pass tokenizer
+equals the step-by-step regexes plus NLTK's word tokenizer, and the one-pass tar reader equals
+`tarfile`.
 """
 
 from __future__ import annotations
+
+import io
+import re
+import tarfile
+import zlib
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.data.preprocess import Preprocessor
+from rnnlab.data.synthetic import synthetic_reviews
+from rnnlab.data.tarstream import tar_files
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.recurrent import CELLS, RecurrentEncoder
 from rnnlab.module import SentimentModule
@@ -153,3 +166,92 @@ def test_padding_never_changes_a_prediction_through_the_lightning_module():
     ).eval()
     alone, batched = _review_alone_and_in_batch(module, len(vocab), seed=6)
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
+
+
+# -- the fast preprocessing paths equal the straightforward ones ------------------------------
+
+EDGE_TEXTS = [
+    "I cannot, gonna wanna",
+    "wanna",  # the tokenizer pads text with spaces: "wanna" splits at the very end too
+    "Wanna go? WANNA! Cannot gimme LEMME gotta.",
+    "don't won\u2019t <br />x <i>gonna</i> see http://example.com/cannot www.a.org/x wanna",
+    "",
+    "   ",
+    "10/10 !!!",
+]
+
+
+def straightforward_words(p, text: str) -> list[str]:
+    """Each documented step as one regex pass, then NLTK's own word tokenizer."""
+    from nltk.tokenize import NLTKWordTokenizer
+
+    if p.lowercase:
+        text = text.lower()
+    if p.strip_html:
+        text = re.sub(r"<[^>]*>", " ", text)
+    if p.strip_urls:
+        text = re.sub(r"https?://\S+|www\.\S+", " ", text)
+    if p.letters_only:
+        text = re.sub(r"['\u2019]", "", text)
+        text = re.sub(r"[^a-z]+" if p.lowercase else r"[^a-zA-Z]+", " ", text)
+    tokens = NLTKWordTokenizer().tokenize(text)
+    return [t for t in tokens if t not in p._stopwords] if p.remove_stopwords else tokens
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {},
+        {"lowercase": False},
+        {"remove_stopwords": False},
+        {"strip_html": False, "strip_urls": False},
+        {"lowercase": False, "remove_stopwords": False, "keep_negations": False},
+    ],
+)
+def test_fast_tokenizer_equals_nltk_word_tokenization(settings):
+    texts, _ = synthetic_reviews(300, seed=11)
+    preprocess = Preprocessor(**settings)
+    for text in [*texts, *EDGE_TEXTS]:
+        assert preprocess(text) == straightforward_words(preprocess, text), text
+
+
+def _archive(tmp_path: Path, fmt: int, mode: str) -> tuple[Path, list[tuple[str, bytes]]]:
+    """A tar with long names, directories, links and an empty file, in the given format."""
+    files = [
+        ("aclImdb/train/pos/1_9.txt", b"Great film."),
+        ("aclImdb/" + "deep/" * 30 + "0_1.txt", "na\u00efve \u2019 caf\u00e9".encode()),
+        ("aclImdb/test/neg/2_2.txt", b""),
+        ("aclImdb/test/neg/3_1.txt", b"x" * 1500),
+    ]
+    path = tmp_path / f"a{fmt}.tar{'.' + mode if mode else ''}"
+    with tarfile.open(path, f"w:{mode}", format=fmt) as tar:
+        directory = tarfile.TarInfo("aclImdb/train")
+        directory.type = tarfile.DIRTYPE
+        tar.addfile(directory)
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("aclImdb/link.txt")
+        link.type, link.linkname = tarfile.SYMTYPE, "train/pos/1_9.txt"
+        tar.addfile(link)
+    return path, files
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+@pytest.mark.parametrize("mode", ["gz", "", "bz2"])
+def test_tar_reader_equals_tarfile(tmp_path, fmt, mode):
+    path, files = _archive(tmp_path, fmt, mode)  # ustar keeps the long name in its prefix field
+    with tarfile.open(path) as tar:
+        expected = [(m.name, tar.extractfile(m).read()) for m in tar if m.isfile()]
+    assert list(tar_files(path)) == expected == files
+    assert list(tar_files(path, lambda name: name.endswith("_1.txt"))) == [files[1], files[3]]
+
+
+def test_tar_reader_reports_a_truncated_archive(tmp_path):
+    path, _ = _archive(tmp_path, tarfile.GNU_FORMAT, "gz")
+    data = path.read_bytes()
+    for cut in (len(data) // 2, len(data) - 5):
+        path.write_bytes(data[:cut])
+        with pytest.raises((EOFError, zlib.error, tarfile.TarError)):
+            list(tar_files(path))

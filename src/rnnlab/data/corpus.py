@@ -25,7 +25,7 @@ from rnnlab.data.sources import Reviews
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: letters-only tokens split "wanna" at a text's end too, as NLTK does
 _CHUNK = 2000
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from rnnlab.data.tarstream import tar_files
+
 # aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt ; train/unsup is unlabeled and skipped.
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 _FOLDER_FILE = re.compile(r"^(\d+)_(\d+)\.txt$")
@@ -70,15 +72,10 @@ def read_archive(path: Path) -> Reviews:
     """Stream the Stanford archive without extracting its 100,000 files."""
     rows = []
     try:
-        with tarfile.open(path, "r:*") as tar:
-            for member in tar:
-                match = _MEMBER.search(member.name)
-                if match is None or not member.isfile():
-                    continue
-                split, polarity, review_id, _rating = match.groups()
-                raw = tar.extractfile(member).read()
-                text = _decode(raw, f"{path}::{member.name}")
-                rows.append((split, polarity, int(review_id), text))
+        for name, raw in tar_files(path, lambda name: _MEMBER.search(name) is not None):
+            split, polarity, review_id, _rating = _MEMBER.search(name).groups()
+            text = _decode(raw, f"{path}::{name}")
+            rows.append((split, polarity, int(review_id), text))
     except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
         raise DataError(
             f"{path} is not a readable tar archive ({type(err).__name__}: {err}). The file is "
