@@ -180,7 +180,7 @@ def _split_contractions(tokens: list[str]) -> list[str]:
     if _CONTRACTIONS.keys().isdisjoint(lowered):
         return tokens
     out: list[str] = []
-    for token, key in zip(tokens, lowered):
+    for token, key in zip(tokens, lowered, strict=True):
         split = _CONTRACTIONS.get(key)
         if split is None:
             out.append(token)
