@@ -1,0 +1,199 @@
+"""`scripts/explain.py`: watch an LSTM read one review, gate by gate, word by word.
+
+For each word the picture shows the mean forget, input and output selector of the top layer
+(LSTM family: checkpoints trained with nn.LSTM are replayed by the hand-written ScratchLSTM with
+the same weights) and the model's positive probability had the review ended there.
+"""
+
+from __future__ import annotations
+
+import logging
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from rnnlab.checkpoint import load_checkpoint
+from rnnlab.data.preprocess import Preprocessor
+from rnnlab.data.vocab import Vocab
+from rnnlab.models.lstm_scratch import SCRATCH_CELLS, recording_gates
+from rnnlab.models.recurrent import reverse_valid
+from rnnlab.module import SentimentModule
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+log = logging.getLogger(__name__)
+
+LSTM_CELLS = {"lstm", *SCRATCH_CELLS}
+SHOWN_GATES = {"forget": "tab:blue", "input": "tab:green", "output": "tab:orange"}
+
+
+@dataclass
+class Trace:
+    """What the model did with one review."""
+
+    tokens: list[str]
+    known: list[bool]  # False: not in the vocabulary, read as <unk>
+    probability: np.ndarray  # (T,) positive probability of the review cut after each word
+    gates: dict[str, np.ndarray] | None  # name -> (directions, T) mean over hidden units
+
+
+def as_scratch(model: SentimentModule) -> SentimentModule:
+    """The same model with its LSTM replayed by ScratchLSTM: same weights, gates readable."""
+    if model.hparams.cell in SCRATCH_CELLS:
+        return model
+    if model.hparams.cell not in LSTM_CELLS:
+        raise ValueError(f"cell {model.hparams.cell!r} has no gates to show")
+    scratch = SentimentModule(**{**model.hparams, "cell": "lstm_scratch"})
+    scratch.load_state_dict(model.state_dict())
+    return scratch.eval()
+
+
+@torch.no_grad()
+def running_probability(model: SentimentModule, ids: torch.Tensor, chunk: int = 64) -> np.ndarray:
+    """P(positive) of every prefix of one review, in batches of `chunk` prefixes.
+
+    For a one-direction model with final-state pooling this is the classifier head applied to
+    each step's hidden state; for a bidirectional one it is what the model would say had the
+    review stopped at that word.
+    """
+    steps = ids.numel()
+    out = []
+    for start in range(0, steps, chunk):
+        lengths = torch.arange(start + 1, min(start + chunk, steps) + 1)
+        prefixes = ids.expand(len(lengths), steps)[:, : int(lengths.max())]
+        prefixes = prefixes.masked_fill(
+            torch.arange(prefixes.size(1))[None, :] >= lengths[:, None], 0
+        )
+        out.append(torch.sigmoid(model(prefixes.to(model.device), lengths)).float().cpu())
+    return torch.cat(out).numpy()
+
+
+@torch.no_grad()
+def trace_review(model: SentimentModule, text: str) -> Trace:
+    """Tokens, running probability and (LSTM family) top-layer gate means for one review."""
+    model.eval()
+    tokens = Preprocessor(**model.hparams.preprocess)(text)
+    if not tokens:
+        raise ValueError(
+            f"text={text!r} has no words left after the checkpoint's preprocessing "
+            f"{dict(model.hparams.preprocess)}; give a review with some content words."
+        )
+    vocab = Vocab(model.hparams.vocab)
+    ids = torch.from_numpy(vocab.encode(tokens))[None, :]
+    lengths = torch.tensor([ids.size(1)])
+    gates = None
+    if model.hparams.cell in LSTM_CELLS:
+        scratch = as_scratch(model)
+        with recording_gates(scratch.net) as cells:
+            scratch(ids, lengths)
+        top = cells[-scratch.net.encoder.directions :]
+        gates = {
+            name: np.stack(
+                [
+                    (reverse_valid(c.gates[name], lengths) if d == 1 else c.gates[name])[0]
+                    .mean(-1)
+                    .numpy()
+                    for d, c in enumerate(top)
+                ]
+            )
+            for name in SHOWN_GATES
+        }
+    return Trace(
+        tokens=tokens,
+        known=[t in vocab.stoi for t in tokens],
+        probability=running_probability(model, ids),
+        gates=gates,
+    )
+
+
+def plot_trace(trace: Trace, title: str, path: str | Path) -> Path:
+    """Gates (if any) above, running probability below, one column per word."""
+    steps = len(trace.tokens)
+    rows = 2 if trace.gates else 1
+    figure, axes = plt.subplots(
+        rows,
+        1,
+        figsize=(max(8.0, 0.26 * steps + 2.5), 3.2 * rows + 1.2),
+        sharex=True,
+        squeeze=False,
+    )
+    x = np.arange(steps)
+    if trace.gates:
+        ax = axes[0, 0]
+        for name, color in SHOWN_GATES.items():
+            for d, values in enumerate(trace.gates[name]):
+                arrow = " (reading backward)" if d == 1 else ""
+                ax.plot(
+                    x,
+                    values,
+                    color=color,
+                    linestyle="--" if d else "-",
+                    marker="o" if steps <= 60 else None,
+                    markersize=3,
+                    label=f"{name} gate{arrow}",
+                )
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("mean gate value\n(0 = closed, 1 = open)")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+        ax.grid(alpha=0.3)
+    ax = axes[-1, 0]
+    ax.axhline(0.5, color="grey", linewidth=1, linestyle=":")
+    ax.fill_between(
+        x,
+        0.5,
+        trace.probability,
+        where=trace.probability >= 0.5,
+        color="tab:green",
+        alpha=0.25,
+        interpolate=True,
+    )
+    ax.fill_between(
+        x,
+        0.5,
+        trace.probability,
+        where=trace.probability < 0.5,
+        color="tab:red",
+        alpha=0.25,
+        interpolate=True,
+    )
+    ax.plot(x, trace.probability, color="black", marker="o" if steps <= 60 else None, markersize=3)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("P(positive) if the\nreview ended here")
+    ax.set_xticks(x)
+    ax.set_xticklabels(trace.tokens, rotation=90)
+    for label, known in zip(ax.get_xticklabels(), trace.known, strict=True):
+        if not known:
+            label.set_color("grey")
+            label.set_fontstyle("italic")
+    ax.set_xlim(-0.5, steps - 0.5)
+    ax.set_xlabel("words as the model reads them (grey italics: unknown word, read as <unk>)")
+    ax.grid(alpha=0.3)
+    figure.suptitle(title, fontsize="medium")
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def run(cfg: DictConfig) -> Trace:
+    """`python scripts/explain.py ckpt_path=CKPT text="..." output=explain.png`."""
+    model, _ = load_checkpoint(cfg.ckpt_path)
+    trace = trace_review(model, str(cfg.text))
+    name = model.hparams.get("name", model.hparams.cell)
+    final = float(trace.probability[-1])
+    verdict = "positive" if final >= 0.5 else "negative"
+    quoted = textwrap.shorten(str(cfg.text), width=90, placeholder="...")
+    title = f'{name}: "{quoted}"\nfinal P(positive) = {final:.3f} ({verdict})'
+    if trace.gates is None:
+        title += f"; cell {model.hparams.cell!r} has no gates, only the probability is shown"
+    path = plot_trace(trace, title, cfg.output)
+    print(f"{verdict}\t{final:.4f}\twrote {path}")
+    return trace
