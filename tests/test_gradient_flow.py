@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +25,8 @@ from rnnlab.gradient_flow import (
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.train import train
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
 
 
 def padded_batch(lengths: list[int], vocab: int = 50, seed: int = 0):
@@ -49,7 +53,9 @@ def test_rnn_norms_follow_the_chain_rule():
     for t in range(8, 0, -1):  # from h_t back to h_{t-1}
         grad = (grad * (1 - h[0, t] ** 2)) @ w_hh
         expected.append(grad.norm())
-    torch.testing.assert_close(norms[0], torch.stack(expected).detach(), atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(
+        norms[0], torch.stack(expected).detach(), atol=1e-6, rtol=1e-4, check_dtype=False
+    )
 
 
 @pytest.mark.parametrize("cell", ["gru", "lstm", "lstm_scratch"])
@@ -61,7 +67,9 @@ def test_padding_and_direction_bookkeeping(cell):
     # step 0 is the final state (both directions), read only by the head
     logits = net(ids, lengths)
     at_last = (torch.sigmoid(logits) - labels).abs() * net.head.weight.norm()
-    torch.testing.assert_close(norms[:, 0], at_last.detach(), atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(
+        norms[:, 0], at_last.detach(), atol=1e-6, rtol=1e-5, check_dtype=False
+    )
     # a review gets the same curve alone as inside a padded batch; past its start: NaN
     alone = step_gradient_norms(net, ids[1:2, :7], lengths[1:2], labels[1:2])
     torch.testing.assert_close(norms[1, :7], alone[0], atol=1e-6, rtol=1e-5)
@@ -99,9 +107,11 @@ def test_bad_settings_are_refused():
         GradientFlow(every_n_steps=0)
 
 
-def test_callback_logs_scalars_and_curve_image(tmp_path):
-    """`callbacks=gradient_flow` adds the probe to the default callbacks and logs to TensorBoard."""
-    archive = write_dataset(tmp_path / "syn", 240)
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """A tiny LSTM run with `callbacks=gradient_flow` on synthetic reviews; its directory."""
+    root = tmp_path_factory.mktemp("gradient_flow_run")
+    archive = write_dataset(root / "syn", 240)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(
             "train",
@@ -123,15 +133,19 @@ def test_callback_logs_scalars_and_curve_image(tmp_path):
     assert {"model_checkpoint", "metrics_json", "gradient_flow"} <= set(cfg.callbacks)
     with open_dict(cfg):
         cfg.paths.update(
-            root_dir=str(tmp_path),
-            data_dir=str(tmp_path / "data"),
-            cache_dir=None,
-            log_dir=str(tmp_path / "logs"),
-            output_dir=str(tmp_path / "run"),
+            root_dir=str(root),
+            data_dir=str(root / "data"),
+            cache_dir=str(root / "cache"),
+            log_dir=str(root / "logs"),
+            output_dir=str(root / "run"),
         )
     train(cfg)
+    return root
 
-    events = EventAccumulator(str(tmp_path / "run"), size_guidance={"images": 0})
+
+def test_callback_logs_scalars_and_curve_image(trained_run):
+    """`callbacks=gradient_flow` adds the probe to the default callbacks and logs to TensorBoard."""
+    events = EventAccumulator(str(trained_run / "run"), size_guidance={"images": 0})
     events.Reload()
     assert "grad_flow/curve" in events.Tags()["images"]
     assert [e.step for e in events.Images("grad_flow/curve")] == [0, 2]  # start, step 2
@@ -139,3 +153,43 @@ def test_callback_logs_scalars_and_curve_image(tmp_path):
     assert [e.step for e in ratio] == [0, 2] and all(0 < e.value < 1 for e in ratio)
     assert "grad_flow/ratio_500" not in events.Tags()["scalars"]  # reviews are shorter
     assert all(e.value > 0 for e in events.Scalars("grad_flow/norm_last"))
+
+
+def test_script_trains_and_loads_models_and_writes_one_png(trained_run, tmp_path):
+    """`scripts/gradient_flow.py` end to end: one model trained here, one loaded."""
+    output = tmp_path / "flow.png"
+    tiny = [f"models.{m}.{k}=8" for m in ("rnn", "lstm") for k in ("hidden_size", "embed_dim")]
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "scripts" / "gradient_flow.py"),
+            f"data.path={trained_run / 'syn' / 'aclImdb_v1.tar.gz'}",
+            "data.max_reviews=200",
+            f"paths.cache_dir={trained_run / 'cache'}",
+            "~model@models.gru",
+            "~model@models.bilstm",
+            *tiny,
+            f"+ckpt.lstm={trained_run / 'run' / 'checkpoints' / 'last.ckpt'}",
+            "trainer.max_epochs=1",
+            "++trainer.enable_progress_bar=false",
+            "measure.num_reviews=4",
+            "measure.distances=[5]",
+            f"output={output}",
+            f"hydra.run.dir={tmp_path}",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert output.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads(output.with_suffix(".json").read_text())
+    assert list(summary["models"]) == ["rnn", "lstm"]
+    rnn, lstm = summary["models"]["rnn"], summary["models"]["lstm"]
+    assert 0 <= rnn["val_acc"] <= 1 and rnn["checkpoint"] is None
+    assert lstm["val_acc"] is None and lstm["checkpoint"].endswith("last.ckpt")
+    for result_ in (rnn, lstm):
+        for stage in ("init", "trained"):
+            assert 0 < result_[stage]["ratios"]["ratio_5"] < 1
+            assert len(result_[stage]["curve"]) == max(summary["words"])

@@ -10,8 +10,12 @@ read off, indexed by steps from the end (0 = the state the classifier reads).
 from __future__ import annotations
 
 import copy
+import json
+import logging
 from collections.abc import Sequence
+from pathlib import Path
 
+import hydra
 import lightning as L
 import matplotlib
 import numpy as np
@@ -19,15 +23,20 @@ import torch
 import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.loggers import TensorBoardLogger
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.batching import collate
+from rnnlab.data.vocab import Vocab
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.lstm_scratch import ScratchLSTM
 from rnnlab.models.recurrent import reverse_valid
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
+
+log = logging.getLogger(__name__)
 
 STEP_CELLS: dict[type[nn.Module], type[nn.Module]] = {
     nn.RNN: nn.RNNCell,
@@ -87,10 +96,11 @@ def step_gradient_norms(
         loss = F.binary_cross_entropy_with_logits(logits.float(), labels.float(), reduction="sum")
         states = [h for d in top for h in d.states]
         grads = torch.autograd.grad(loss, states)
-    squares = torch.zeros(ids.shape, device=device)
+    # float64: squaring a float32 gradient of 1e-23 would underflow to 0 before the square root
+    squares = torch.zeros(ids.shape, device=device, dtype=torch.float64)
     steps = ids.size(1)
     for d in range(len(top)):  # each direction in its own reading order, then last step first
-        grad = torch.stack(grads[d * steps : (d + 1) * steps], dim=1).float()
+        grad = torch.stack(grads[d * steps : (d + 1) * steps], dim=1).double()
         squares += reverse_valid(grad, lengths).pow(2).sum(-1)
     norms = squares.sqrt()
     past_start = torch.arange(ids.size(1), device=device)[None, :] >= lengths.to(device)[:, None]
@@ -205,3 +215,122 @@ class GradientFlow(Callback):
         step = trainer.global_step
         if trainer.is_global_zero and step % self.every_n_steps == 0 and step != self.last_step:
             self.measure(trainer, pl_module)
+
+
+def _reencode(batch: tuple[torch.Tensor, ...], itos: Sequence[str], model) -> tuple:
+    """The fixed batch in `model`'s own vocabulary (a loaded checkpoint may have another)."""
+    if list(model.hparams.vocab) == list(itos):
+        return batch
+    ids, lengths, labels = batch
+    vocab = Vocab(model.hparams.vocab)
+    items = [
+        (vocab.encode([itos[i] for i in row[:n].tolist()]), int(y))
+        for row, n, y in zip(ids, lengths, labels, strict=True)
+    ]
+    return collate(items)
+
+
+def compare(cfg: DictConfig) -> dict[str, dict]:
+    """`scripts/gradient_flow.py`: measure each model of `cfg.models` at initialization and after
+    brief training (or as loaded from `cfg.ckpt[name]`); write the PNG and a JSON of the curves."""
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    preprocess = datamodule.preprocessor.config()
+    batch = longest_reviews(
+        datamodule.val_dataloader().dataset, cfg.measure.num_reviews, cfg.measure.max_steps
+    )
+    checkpoints = OmegaConf.to_container(cfg.ckpt, resolve=True) or {}
+    if unknown := set(checkpoints) - set(cfg.models):
+        raise ValueError(
+            f"ckpt has checkpoints for {sorted(unknown)}, which are not among models "
+            f"{list(cfg.models)}. Use +ckpt.<name>=PATH with one of those names."
+        )
+    results: dict[str, dict] = {}
+    for name, model_cfg in cfg.models.items():
+        L.seed_everything(cfg.seed, workers=True)
+        if name in checkpoints:
+            trained, _ = load_checkpoint(checkpoints[name])
+            if dict(trained.hparams.preprocess) != preprocess:
+                raise ValueError(
+                    f"ckpt.{name}={checkpoints[name]} was trained with preprocessing "
+                    f"{dict(trained.hparams.preprocess)}, but this run reads reviews with "
+                    f"{preprocess}. Pass the same preprocess settings (e.g. preprocess=...)."
+                )
+            L.seed_everything(cfg.seed, workers=True)
+            initial = type(trained)(**trained.hparams)
+        else:
+            initial = hydra.utils.instantiate(
+                model_cfg, vocab=datamodule.vocab.itos, preprocess=preprocess, _convert_="all"
+            )
+        own_batch = _reencode(batch, datamodule.vocab.itos, initial)
+        before = median_curve(step_gradient_norms(initial.net, *own_batch))
+        if name in checkpoints:
+            model, val_acc = trained, None
+        else:
+            trainer = hydra.utils.instantiate(cfg.trainer, logger=False, callbacks=[])
+            trainer.fit(initial, datamodule=datamodule)
+            model, val_acc = initial, float(trainer.callback_metrics["val/acc"])
+        after = median_curve(step_gradient_norms(model.net, *own_batch))
+        results[name] = {
+            "val_acc": val_acc,
+            "checkpoint": checkpoints.get(name),
+            "init": {"ratios": ratios(before, cfg.measure.distances), "curve": before.tolist()},
+            "trained": {"ratios": ratios(after, cfg.measure.distances), "curve": after.tolist()},
+        }
+        log.info(
+            "%s: val/acc %s; ratio (k steps back / last) at init %s, after training %s",
+            name,
+            "n/a" if val_acc is None else f"{val_acc:.3f}",
+            _short(results[name]["init"]["ratios"]),
+            _short(results[name]["trained"]["ratios"]),
+        )
+
+    figure, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    plot_curves(axes[0], {n: np.array(r["init"]["curve"]) for n, r in results.items()}, "")
+    plot_curves(
+        axes[1], {_label(n, r): np.array(r["trained"]["curve"]) for n, r in results.items()}, ""
+    )
+    lengths = batch[1]
+    axes[0].set_title("at initialization")
+    axes[1].set_title("after training" if not checkpoints else "trained")
+    axes[0].annotate(
+        "a line stops where the float32 gradient\nunderflowed to exactly 0",
+        xy=(0.02, 0.02),
+        xycoords="axes fraction",
+        ha="left",
+        va="bottom",
+        fontsize="small",
+        color="dimgrey",
+    )
+    words = (
+        f"{int(lengths.min())}-{int(lengths.max())}"
+        if lengths.min() < lengths.max()
+        else int(lengths.max())
+    )
+    figure.suptitle(
+        f"How much of the loss's gradient reaches each earlier word: median over the "
+        f"{len(lengths)} longest validation reviews (first {words} words)"
+    )
+    figure.tight_layout()
+    output = Path(cfg.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=110)
+    plt.close(figure)
+    summary = {
+        "reviews": len(lengths),
+        "words": [int(lengths.min()), int(lengths.max())],
+        "train": {"max_reviews": cfg.data.max_reviews, "epochs": cfg.trainer.max_epochs},
+        "models": results,
+    }
+    output.with_suffix(".json").write_text(json.dumps(summary, indent=2))
+    log.info("Wrote %s and %s", output, output.with_suffix(".json"))
+    return results
+
+
+def _short(values: dict[str, float]) -> str:
+    return ", ".join(f"{k.removeprefix('ratio_')}: {v:.1e}" for k, v in values.items())
+
+
+def _label(name: str, result: dict) -> str:
+    return name if result["val_acc"] is None else f"{name} (val acc {result['val_acc']:.2f})"
