@@ -3,12 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from rnnlab.errors import exit_on_error
 from rnnlab.evaluate import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with exit_on_error():  # a user's mistake: one paragraph on stderr, exit status 1
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 import hydra
 from omegaconf import DictConfig
 
+from rnnlab.errors import exit_on_error
 from rnnlab.train import run
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    return run(cfg)
+    with exit_on_error():  # a user's mistake: one paragraph on stderr, exit status 1
+        return run(cfg)
 
 
 if __name__ == "__main__":

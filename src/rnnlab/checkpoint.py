@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from rnnlab.data.download import _fsync_dir
 from rnnlab.module import SentimentModule
 
 
@@ -18,6 +22,17 @@ class CheckpointError(ValueError):
 def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
     """The model and the raw checkpoint dict (for the datamodule settings it carries)."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("**/*.ckpt"))[:3]
+        raise CheckpointError(
+            f"Checkpoint {path} is a folder. Pass the .ckpt file itself"
+            + (
+                f", e.g. ckpt_path={found[0]}"
+                if found
+                else ", e.g. <run dir>/checkpoints/last.ckpt"
+            )
+            + "."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"Checkpoint {path} does not exist. Pass ckpt_path=<run dir>/checkpoints/last.ckpt "
@@ -33,9 +48,45 @@ def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
         EOFError,
         KeyError,
         TypeError,
+        AttributeError,
+        ValueError,
+        IndexError,
     ) as err:
         raise CheckpointError(
             f"{path} is not an rnnlab checkpoint ({type(err).__name__}: {str(err)[:200]}). Pass a "
             ".ckpt file written by `python train.py` under <run dir>/checkpoints/."
         ) from err
     return model, checkpoint
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Writes each checkpoint to a temporary file beside its target, fsyncs it, then renames it
+    over the target, so a kill, crash or full disk mid-write leaves the previous checkpoint whole.
+
+    Lightning's own writer stages the file in the system temp folder and moves it into place;
+    where that folder is on another file system (tmpfs, a node-local disk) the move is a copy,
+    which a kill can tear, and nothing is fsynced.
+    """
+
+    def save_checkpoint(
+        self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None
+    ) -> None:
+        if "://" in str(path):  # remote storage: Lightning's fsspec writer
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:
+                torch.save(checkpoint, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        _fsync_dir(path.parent)
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a killed writer
+            stale.unlink(missing_ok=True)

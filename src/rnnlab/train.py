@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -10,14 +11,23 @@ import lightning as L
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import MetricsJson
+from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.module import SentimentModule
+from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
 
 
 def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
-    """Instantiate datamodule, model (sized from the vocabulary) and trainer from the config."""
+    """Instantiate datamodule, model (sized from the vocabulary) and trainer from the config.
+
+    An invalid config (ConfigError) or resume checkpoint (CheckpointError) is refused first,
+    before any data is read.
+    """
+    validate_train_config(cfg)
+    if cfg.get("ckpt_path"):
+        load_checkpoint(cfg.ckpt_path)
     datamodule: IMDBDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -29,10 +39,29 @@ def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
     )
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
+    # checkpoints are written atomically unless the config brings its own plugins
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins
     )
     return datamodule, model, trainer
+
+
+def _warn_if_resuming_elsewhere(ckpt_path: str, trainer: L.Trainer) -> None:
+    """A resumed run continues exactly only in its own run directory, where the best-checkpoint
+    tracking (and so the final test) carries on; elsewhere Lightning restarts that tracking."""
+    checkpoint = trainer.checkpoint_callback
+    here = Path(checkpoint.dirpath).resolve() if checkpoint and checkpoint.dirpath else None
+    origin = Path(ckpt_path).expanduser().resolve().parent
+    if here is not None and here != origin:
+        log.warning(
+            "Resuming from %s into a new run directory (%s): the best checkpoint so far stays "
+            "there and is not compared against. To continue that run in place, with the same "
+            "final metrics as an uninterrupted run, add hydra.run.dir=%s.",
+            ckpt_path,
+            here.parent,
+            origin.parent,
+        )
 
 
 def log_hyperparameters(cfg: DictConfig, model: SentimentModule, trainer: L.Trainer) -> None:
@@ -52,6 +81,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model, trainer = build(cfg)
     log_hyperparameters(cfg, model, trainer)
     if cfg.get("train", True):
+        if cfg.get("ckpt_path"):
+            _warn_if_resuming_elsewhere(cfg.ckpt_path, trainer)
         # rnnlab's own checkpoints hold the optimizer as a functools.partial: trusted pickles
         trainer.fit(
             model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False

@@ -9,13 +9,14 @@ from typing import Any
 
 import lightning as L
 import numpy as np
+import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import DataLoader
 
 from rnnlab.data.batching import BucketBatchSampler, EncodedReviews, collate
 from rnnlab.data.corpus import Corpus, cached_corpus
 from rnnlab.data.preprocess import Preprocessor
-from rnnlab.data.sources import DataError, load_reviews
+from rnnlab.data.sources import DataError, load_reviews, require_path
 from rnnlab.data.vocab import Vocab
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,8 @@ class IMDBDataModule(L.LightningDataModule):
             "first_seen"}.
         max_reviews: a stratified subset of this many labeled reviews, for quick runs.
         csv: {"text_column", "label_column", "labels": {value: 0/1}} for CSV sources.
+        empty_reviews: "skip" leaves blank / whitespace-only / NaN reviews out (logged with a
+            count), "error" refuses data that holds any.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class IMDBDataModule(L.LightningDataModule):
         vocab: dict | None = None,
         csv: dict | None = None,
         max_reviews: int | None = None,
+        empty_reviews: str = "skip",
         batch_size: int = 64,
         eval_batch_size: int | None = None,
         bucket: bool = True,
@@ -92,15 +96,21 @@ class IMDBDataModule(L.LightningDataModule):
         self._corpus()
 
     def _corpus(self) -> Corpus:
-        path = self.source_path()
+        path = require_path(self.source_path())
         settings: dict[str, Any] = {"preprocess": self.preprocessor.config()}
+        if self.hparams.empty_reviews != "skip":  # keeps the keys of existing caches valid
+            settings["empty_reviews"] = self.hparams.empty_reviews
         if not path.is_dir() and ".csv" in path.name.lower():
             settings["csv"] = {k: self.csv[k] for k in ("text_column", "label_column")}
             settings["csv"]["labels"] = {str(k): int(v) for k, v in self.csv["labels"].items()}
 
         def read():
             return load_reviews(
-                path, self.csv["text_column"], self.csv["label_column"], dict(self.csv["labels"])
+                path,
+                self.csv["text_column"],
+                self.csv["label_column"],
+                dict(self.csv["labels"]),
+                empty_reviews=self.hparams.empty_reviews,
             )
 
         cache_dir = self.hparams.cache_dir
@@ -113,8 +123,17 @@ class IMDBDataModule(L.LightningDataModule):
         if self._sets:
             return
         corpus = self._corpus()
-        rows = self._subset(corpus)
-        train, val, test = self._split(corpus, rows)
+        try:
+            rows = self._subset(corpus)
+            train, val, test = self._split(corpus, rows)
+        except DataError:
+            raise
+        except ValueError as err:  # scikit-learn: too few reviews of a class to stratify
+            raise DataError(
+                f"Cannot split the reviews of {self.source_path()} for split="
+                f"{self.split['name']} ({err}). Each part needs reviews of both classes: use "
+                "more reviews (a larger data.max_reviews, or null for all of them)."
+            ) from err
         self.vocab = self._build_vocab(
             corpus, rows if self.vocab_settings["fit_on"] == "all" else train
         )
@@ -180,6 +199,12 @@ class IMDBDataModule(L.LightningDataModule):
             )
         official = corpus.official[rows]
         train_all, test = rows[official == "train"], rows[official == "test"]
+        if not len(train_all) or not len(test):
+            raise DataError(
+                f"split=official needs reviews under both train/ and test/, but "
+                f"{self.source_path()} has {len(train_all)} train and {len(test)} test reviews. "
+                "Use split=seed, which splits the labeled reviews itself."
+            )
         train, val = train_test_split(
             train_all,
             test_size=self.split["val_fraction"],
@@ -219,6 +244,10 @@ class IMDBDataModule(L.LightningDataModule):
             collate_fn=collate,
             num_workers=workers,
             persistent_workers=workers > 0,
+            # a loader of its own for the seed each iterator draws: otherwise every epoch start
+            # draws from the global generator that dropout uses, at points a resumed run cannot
+            # repeat, and a resumed run's dropout masks would differ from an uninterrupted one's
+            generator=torch.Generator().manual_seed(self.hparams.seed),
         )
 
     def train_dataloader(self) -> DataLoader:

@@ -5,6 +5,7 @@ Every reader returns the same `Reviews` record, so everything downstream is sour
 
 from __future__ import annotations
 
+import logging
 import re
 import tarfile
 import zlib
@@ -19,6 +20,14 @@ from rnnlab.data.tarstream import tar_files
 # aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt ; train/unsup is unlabeled and skipped.
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 _FOLDER_FILE = re.compile(r"^(\d+)_(\d+)\.txt$")
+# review texts that stand for a missing value (compared stripped and lowercased)
+_MISSING_TEXT = frozenset(["", "nan", "null", "none", "na", "n/a", "#n/a", "<na>"])
+EMPTY_REVIEWS = ("skip", "error")
+
+log = logging.getLogger(__name__)
+
+
+DEFAULT_LABELS = {"positive": 1, "negative": 0}
 
 
 class DataError(ValueError):
@@ -33,9 +42,25 @@ class Reviews:
     labels: np.ndarray  # int64, 1 = positive
     official: np.ndarray | None  # dtype '<U5'
     source: str
+    names: list[str] | None = None  # file or archive member of each review; None for a CSV
 
     def __len__(self) -> int:
         return len(self.texts)
+
+    def where(self, i: int) -> str:
+        """Where review `i` came from, for error messages."""
+        if self.names is not None:
+            return self.names[i]
+        return f"{self.source} data row {i + 1} (line {i + 2} of the file)"
+
+    def subset(self, keep: np.ndarray) -> Reviews:
+        return Reviews(
+            texts=[self.texts[i] for i in np.flatnonzero(keep)],
+            labels=self.labels[keep],
+            official=None if self.official is None else self.official[keep],
+            source=self.source,
+            names=None if self.names is None else [self.names[i] for i in np.flatnonzero(keep)],
+        )
 
 
 def load_reviews(
@@ -43,8 +68,38 @@ def load_reviews(
     text_column: str = "review",
     label_column: str = "sentiment",
     label_map: dict | None = None,
+    empty_reviews: str = "skip",
 ) -> Reviews:
-    """Read labeled reviews from a .tar.gz archive, an extracted aclImdb folder, or a CSV(.gz)."""
+    """Read labeled reviews from a .tar.gz archive, an extracted aclImdb folder, or a CSV(.gz).
+
+    Empty reviews (blank, whitespace-only or a missing-value marker such as NaN) carry no
+    sentiment: `empty_reviews="skip"` leaves them out with a logged count, "error" refuses them.
+    """
+    if empty_reviews not in EMPTY_REVIEWS:
+        raise DataError(
+            f"data.empty_reviews={empty_reviews!r} is not one of {EMPTY_REVIEWS}: skip leaves "
+            "empty reviews out (logged), error refuses data that holds any."
+        )
+    path = require_path(path)
+    name = path.name.lower()
+    if path.is_dir():
+        reviews = read_folder(path)
+    elif name.endswith((".tar.gz", ".tgz", ".tar")):
+        reviews = read_archive(path)
+    elif name.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")):
+        reviews = read_csv(path, text_column, label_column, label_map or DEFAULT_LABELS)
+    else:
+        raise DataError(
+            f"Cannot tell the format of {path}: expected a .tar.gz archive, an aclImdb folder, "
+            "or a .csv / .csv.gz file. Rename the file or point data.path at one of those."
+        )
+    reviews = _drop_empty(reviews, empty_reviews)
+    _check_usable(reviews)
+    return reviews
+
+
+def require_path(path: str | Path) -> Path:
+    """`path` as a Path, or a DataError saying what data.path should point at."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(
@@ -52,20 +107,7 @@ def load_reviews(
             "variable) at aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or a CSV with "
             "review,sentiment columns; or leave both unset to download the Stanford archive."
         )
-    name = path.name.lower()
-    if path.is_dir():
-        reviews = read_folder(path)
-    elif name.endswith((".tar.gz", ".tgz", ".tar")):
-        reviews = read_archive(path)
-    elif name.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")):
-        reviews = read_csv(path, text_column, label_column, label_map or {})
-    else:
-        raise DataError(
-            f"Cannot tell the format of {path}: expected a .tar.gz archive, an aclImdb folder, "
-            "or a .csv / .csv.gz file. Rename the file or point data.path at one of those."
-        )
-    _check_usable(reviews)
-    return reviews
+    return path
 
 
 def read_archive(path: Path) -> Reviews:
@@ -75,8 +117,10 @@ def read_archive(path: Path) -> Reviews:
         for name, raw in tar_files(path, lambda name: _MEMBER.search(name) is not None):
             split, polarity, review_id, _rating = _MEMBER.search(name).groups()
             text = _decode(raw, f"{path}::{name}")
-            rows.append((split, polarity, int(review_id), text))
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as err:
+            rows.append((split, polarity, int(review_id), text, f"{path}::{name}"))
+    except DataError:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as err:
         raise DataError(
             f"{path} is not a readable tar archive ({type(err).__name__}: {err}). The file is "
             "probably truncated or corrupt: delete it and download it again, or point data.path "
@@ -103,8 +147,13 @@ def read_folder(path: Path) -> Reviews:
                 match = _FOLDER_FILE.match(file.name)
                 if match:
                     text = _decode(file.read_bytes(), str(file))
-                    rows.append((split, polarity, int(match.group(1)), text))
+                    rows.append((split, polarity, int(match.group(1)), text, str(file)))
     if not rows:
+        if (root / "pos").is_dir() or (root / "neg").is_dir():
+            raise DataError(
+                f"{path} looks like one split of the aclImdb folder (it holds pos/ and neg/): "
+                f"point data.path at the aclImdb/ folder above it ({root.parent})."
+            )
         raise DataError(
             f"{path} is a folder but holds no reviews in the aclImdb layout "
             "(train/pos, train/neg, test/pos, test/neg with <id>_<rating>.txt files). "
@@ -122,8 +171,12 @@ def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -
             f"{path} is not UTF-8 text ({err.reason} at byte {err.start}). Re-save it as UTF-8, "
             "e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`."
         ) from err
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError) as err:
-        raise DataError(f"{path} could not be read as CSV: {err}. Check the file.") from err
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, zlib.error) as err:
+        raise DataError(
+            f"{path} could not be read as CSV ({type(err).__name__}: {err}). If it is compressed, "
+            "it may be truncated or corrupt: copy or download it again. Otherwise check that it "
+            "is a comma-separated file with a header row (review,sentiment)."
+        ) from err
     for key, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in frame.columns:
             raise DataError(
@@ -139,10 +192,10 @@ def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -
         row = int(np.flatnonzero(unknown.to_numpy())[0])
         values = sorted(set(frame.loc[unknown, label_column]))[:5]
         raise DataError(
-            f"{path} row {row + 2} (line {row + 2}, counting the header) has label "
+            f"{path} data row {row + 1} (line {row + 2} of the file) has label "
             f"{frame[label_column].iloc[row]!r}, which data.csv.labels does not map "
-            f"(mapped: {sorted(mapping)}; unmapped values seen: {values}). Add them, e.g. "
-            "data.csv.labels='{pos: 1, neg: 0}'."
+            f"(mapped: {sorted(mapping)}; unmapped values seen: {values}). Map them to 1 "
+            f"(positive) and 0 (negative) on the command line, e.g. {_mapping_hint(values)}."
         )
     return Reviews(
         texts=frame[text_column].tolist(),
@@ -150,6 +203,20 @@ def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -
         official=None,
         source=str(path),
     )
+
+
+_POSITIVE = {"1", "pos", "positive", "true", "yes", "good"}
+_NEGATIVE = {"0", "neg", "negative", "false", "no", "bad"}
+
+
+def _mapping_hint(values: list[str]) -> str:
+    """A `++data.csv.labels={...}` override for the unmapped values, when their polarity is
+    evident (pos/neg, 1/0, true/false, ...); `++` because Hydra only merges into that mapping."""
+    keys = [str(v).strip() for v in values]
+    if keys and all(k.lower() in _POSITIVE | _NEGATIVE for k in keys):
+        pairs = ", ".join(f"{k}: {int(k.lower() in _POSITIVE)}" for k in keys)
+        return f"'++data.csv.labels={{{pairs}}}'"
+    return "'++data.csv.labels={pos: 1, neg: 0}' (values are compared case-insensitively)"
 
 
 def _decode(raw: bytes, where: str) -> str:
@@ -168,14 +235,50 @@ def _from_rows(rows: list, source: str) -> Reviews:
         labels=np.array([r[1] == "pos" for r in rows], dtype=np.int64),
         official=np.array([r[0] for r in rows]),
         source=source,
+        names=[r[4] for r in rows],
     )
 
 
+def _is_empty(text: object) -> bool:
+    return not isinstance(text, str) or text.strip().lower() in _MISSING_TEXT
+
+
+def _drop_empty(reviews: Reviews, policy: str) -> Reviews:
+    """Apply data.empty_reviews: leave out (and log) or refuse blank / whitespace / NaN reviews."""
+    empty = np.array([_is_empty(t) for t in reviews.texts], dtype=bool)
+    if not empty.any():
+        return reviews
+    rows = np.flatnonzero(empty)
+    places = "; ".join(reviews.where(int(i)) for i in rows[:3])
+    places += f"; and {len(rows) - 3} more" if len(rows) > 3 else ""
+    if policy == "error":
+        raise DataError(
+            f"{reviews.source} holds {len(rows)} empty review(s) (blank, whitespace-only or a "
+            f"missing-value marker such as NaN): {places}. Fill in or delete them, or set "
+            "data.empty_reviews=skip to leave them out."
+        )
+    log.warning(
+        "Skipped %d empty review(s) (blank, whitespace-only or NaN) of %d in %s: %s. "
+        "Set data.empty_reviews=error to refuse such data instead.",
+        len(rows),
+        len(reviews),
+        reviews.source,
+        places,
+    )
+    return reviews.subset(~empty)
+
+
 def _check_usable(reviews: Reviews) -> None:
+    if len(reviews) == 0:
+        raise DataError(
+            f"{reviews.source} holds no usable reviews (every review is empty). Check the "
+            "text column (data.csv.text_column) and the file's contents."
+        )
     classes = np.unique(reviews.labels)
     if len(classes) < 2:
         name = "positive" if classes.size and classes[0] == 1 else "negative"
         raise DataError(
             f"{reviews.source} holds only {name} reviews ({len(reviews)} of them): a sentiment "
-            "classifier needs both classes. Check the label column and data.csv.labels."
+            "classifier needs both classes. For a CSV check the label column and data.csv.labels; "
+            "an aclImdb folder or archive needs reviews in both pos/ and neg/."
         )

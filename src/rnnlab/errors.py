@@ -1,0 +1,78 @@
+"""Mistakes a user can fix, and how the command-line scripts report them.
+
+Library code raises typed exceptions (DataError, CheckpointError, ConfigError, ...) so callers can
+catch them; `train.py`, `eval.py` and `predict.py` run inside `exit_on_error()`, which turns them
+into one paragraph on stderr and exit status 1 instead of a traceback (HYDRA_FULL_ERROR=1
+brings the traceback back).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+log = logging.getLogger("rnnlab")
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot work; the message names the key and the allowed values."""
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions whose message tells the user what to fix: no traceback helps with these."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from rnnlab.checkpoint import CheckpointError
+    from rnnlab.data.download import DownloadError
+    from rnnlab.data.preprocess import StopwordsMissing
+    from rnnlab.data.sources import DataError
+
+    return (
+        ConfigError,
+        DataError,
+        CheckpointError,
+        DownloadError,
+        StopwordsMissing,
+        FloatingPointError,
+        HydraException,  # e.g. InstantiationException: a _target_ that cannot be built
+        OmegaConfBaseException,  # e.g. a mandatory value (???) left unset
+    )
+
+
+def describe(error: BaseException) -> str:
+    """One paragraph: a short label for the kind of error, then its message on one line."""
+    label = {
+        "FloatingPointError": "Training stopped",
+        "ConfigError": "Invalid configuration",
+        "MissingMandatoryValue": "Invalid configuration",
+        "InstantiationException": "Invalid configuration",
+    }.get(type(error).__name__, "Error")
+    message = re.sub(r"\s*\n\s*", " ", str(error)).strip()
+    return f"{label}: {message}"
+
+
+@contextmanager
+def exit_on_error() -> Iterator[None]:
+    """Run a command-line job; a user error ends it with its message and exit status 1."""
+    try:
+        yield
+    except user_errors() as error:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":  # Hydra's switch for full tracebacks
+            raise
+        text = describe(error)
+        _log_to_files(text)
+        print(text, file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
+
+
+def _log_to_files(text: str) -> None:
+    """Keep the message in the run's log file too (the console already gets it on stderr)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, text, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)

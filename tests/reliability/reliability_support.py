@@ -1,0 +1,78 @@
+"""Helpers of the reliability suite: configs as train.py composes them, and real CLI runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+# small and quick: a run of a few epochs takes seconds, so faults can hit real training runs
+QUICK = [
+    "model=lstm",
+    "model.embed_dim=16",
+    "model.hidden_size=16",
+    "model.dropout=0.3",  # dropout draws random numbers: an exact resume must restore them
+    "model.embed_dropout=0.1",
+    "data.batch_size=32",
+    "logger=[]",
+    "+trainer.enable_progress_bar=false",
+    "+trainer.enable_model_summary=false",
+]
+
+
+def compose_train(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
+    """The config `python train.py <overrides> hydra.run.dir=<run_dir>` runs with."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(run_dir.parent)
+        cfg.paths.data_dir = str(run_dir.parent / "data")
+        cfg.paths.cache_dir = str(cache_dir)
+        cfg.paths.log_dir = str(run_dir.parent / "logs")
+        cfg.paths.output_dir = str(run_dir)
+    return cfg
+
+
+def run_script(
+    script: str, *overrides: str, cwd: Path, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run `python <script> <overrides>` as a user would; `faults` is importable by `_target_`."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+    }
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_paragraph_error(result: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit status 1, no traceback, and the last paragraph of stderr holds every needle."""
+    assert result.returncode == 1, (result.returncode, result.stderr[-3000:])
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    paragraph = result.stderr.strip().split("\n\n")[-1]
+    message = paragraph.strip().splitlines()[-1]
+    for needle in needles:
+        assert needle in message, (needle, message)
+    return message
+
+
+def metrics_without_timing(run_dir: Path) -> dict:
+    """metrics.json minus what legitimately differs between two runs: time and file paths."""
+    report = json.loads((run_dir / "metrics.json").read_text())
+    report.pop("train_seconds", None)
+    report["best"].pop("checkpoint", None)
+    return report
