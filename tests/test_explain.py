@@ -148,3 +148,4 @@ def test_explain_script_from_the_command_line(tmp_path):
     assert label in ("positive", "negative") and 0 <= float(probability) <= 1
     assert note == f"wrote {output}"
     assert output.read_bytes()[:8] == PNG
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["lstm.ckpt", "pictures"]  # no log

@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import lightning as L
 import pytest
 import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from rnnlab.data.synthetic import write_dataset
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.lstm_scratch import ScratchLSTM, make_direction, recording_gates
 from rnnlab.models.recurrent import RecurrentEncoder, reverse_valid
+from rnnlab.train import build, train
 
 ATOL = 1e-5
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def random_batch(seed: int, batch: int = 7, steps: int = 13, features: int = 5):
@@ -140,3 +148,41 @@ def test_classifier_checkpoint_converts_between_lstm_and_scratch():
 def test_unknown_cell_names_the_scratch_choice():
     with pytest.raises(ValueError, match="lstm_scratch"):
         make_direction("transformer", 4, 4)
+
+
+def test_model_lstm_scratch_trains_like_model_lstm(tmp_path):
+    """Through config, module and trainer: same seed, same initial weights, same training."""
+    archive = write_dataset(tmp_path / "syn", 200)
+    runs = {}
+    for name in ("lstm", "lstm_scratch"):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                "train",
+                overrides=[
+                    f"model={name}",
+                    f"data.path={archive}",
+                    "model.hidden_size=8",
+                    "model.embed_dim=8",
+                    "trainer.max_epochs=1",
+                    "++trainer.limit_train_batches=2",
+                    "++trainer.enable_progress_bar=false",
+                    "test=false",
+                    "logger=[]",
+                    "callbacks=[]",
+                ],
+            )
+        with open_dict(cfg):
+            cfg.paths.update(
+                root_dir=str(tmp_path),
+                data_dir=str(tmp_path / "data"),
+                cache_dir=str(tmp_path / "cache"),
+                output_dir=str(tmp_path / name),
+            )
+        L.seed_everything(cfg.seed)
+        initial = {k: v.clone() for k, v in build(cfg)[1].state_dict().items()}
+        runs[name] = (initial, train(cfg))
+    (lstm_init, lstm), (scratch_init, scratch) = runs["lstm"], runs["lstm_scratch"]
+    assert lstm_init.keys() == scratch_init.keys()
+    assert all(torch.equal(lstm_init[k], scratch_init[k]) for k in lstm_init)
+    assert scratch["train/loss"] == pytest.approx(lstm["train/loss"], abs=1e-5)
+    assert scratch["val/loss"] == pytest.approx(lstm["val/loss"], abs=1e-5)
