@@ -30,6 +30,7 @@ class MetricsJson(Callback):
         self.status = "running"
         self.error: str | None = None
         self.extra: dict[str, Any] = {}
+        self.fitted_here = False
 
     def state_dict(self) -> dict[str, Any]:
         return {"history": self.history}
@@ -38,6 +39,27 @@ class MetricsJson(Callback):
         # a resumed run continues its history; testing a checkpoint keeps the full one
         if not self.history:
             self.history = list(state_dict.get("history", []))
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.fitted_here = True
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # With a spawning strategy (trainer=ddp_sim) fit and test run in different processes:
+        # testing starts from a copy that never saw the fit. Carry on from the record the fit
+        # wrote instead of overwriting it with an empty one.
+        if stage == "fit" or self.fitted_here or not self.path.exists():
+            return
+        if not trainer.is_global_zero:
+            return
+        try:
+            record = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        self.history = list(record.get("history") or self.history)
+        self.status = record.get("status", self.status)
+        self.error = record.get("error", self.error)
+        if record.get("train_seconds") is not None:
+            self.extra.setdefault("train_seconds", record["train_seconds"])
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero:

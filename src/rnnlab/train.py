@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import MetricsJson
 from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.module import SentimentModule
+from rnnlab.sweeps import configure_threads, ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
@@ -64,46 +70,127 @@ def _warn_if_resuming_elsewhere(ckpt_path: str, trainer: L.Trainer) -> None:
         )
 
 
+# What TensorBoard's HParams tab lists per run (the whole config goes to hparams.yaml): the model,
+# the settings people vary, and every key overridden on the command line or by a sweeper.
+HPARAM_KEYS = (
+    "data.batch_size",
+    "data.max_reviews",
+    "data.preprocess.max_len",
+    "data.split.name",
+    "trainer.max_epochs",
+    "trainer.gradient_clip_val",
+    "trainer.precision",
+    "seed",
+)
+# file locations are not hyperparameters
+UNCOMPARED = ("data.path", "data.cache_dir", "data.data_dir", "ckpt_path", "paths.", "hydra.")
+# its metric columns; TensorBoard fills each with the run's last logged value of that scalar
+HPARAM_METRICS = ("val/acc", "val/acc_best", "val/loss", "test/acc", "test/loss")
+
+
+def _flatten(node: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(node, dict):
+        flat: dict[str, Any] = {}
+        for key, value in node.items():
+            if key == "_partial_" or (key == "_target_" and prefix == "model"):
+                continue  # plumbing; an optimizer's or scheduler's _target_ is a choice
+            flat |= _flatten(value, f"{prefix}.{key}" if prefix else str(key))
+        return flat
+    if node is None or isinstance(node, bool | list | tuple):
+        node = str(node)  # TensorBoard shows True/False/None, not 1/0/nothing
+    return {prefix: node}
+
+
+def tensorboard_hparams(cfg: DictConfig, n_params: int) -> dict[str, Any]:
+    """The hyperparameters the HParams tab compares runs by: flat keys, scalar values."""
+    params = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    for key in HPARAM_KEYS:
+        params |= _flatten(OmegaConf.select(cfg, key, default=None), key)
+    if HydraConfig.initialized():
+        choices = HydraConfig.get().runtime.choices
+        for override in HydraConfig.get().overrides.task:
+            key = override.split("=", 1)[0].lstrip("+~")
+            value = OmegaConf.select(cfg, key, default=None)
+            if key in choices:
+                params[key] = str(choices[key])
+            elif not OmegaConf.is_config(value) and not key.startswith(UNCOMPARED):
+                params |= _flatten(value, key)
+    params["model/params"] = n_params
+    return params
+
+
+@rank_zero_only
 def log_hyperparameters(cfg: DictConfig, model: SentimentModule, trainer: L.Trainer) -> None:
-    """Record the whole composed config (and parameter count) with every logger."""
+    """Record the whole composed config with every logger, and give TensorBoard's HParams tab
+    this run's hyperparameters beside its final val/acc and test/acc."""
     if not trainer.loggers:
         return
     params = OmegaConf.to_container(cfg, resolve=True)
     params.pop("paths", None)
-    params["model/params"] = sum(p.numel() for p in model.parameters())
+    n_params = sum(p.numel() for p in model.parameters())
+    params["model/params"] = n_params
     for logger in trainer.loggers:
         logger.log_hyperparams(params)
+        if isinstance(logger, TensorBoardLogger):
+            from torch.utils.tensorboard.summary import hparams
+
+            # only the metric names: no placeholder values in the val/acc and test/acc curves
+            summaries = hparams(tensorboard_hparams(cfg, n_params), dict.fromkeys(HPARAM_METRICS))
+            writer = logger.experiment._get_file_writer()
+            for summary in summaries:
+                writer.add_summary(summary)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one configuration; returns the trainer's final metrics."""
+    configure_threads(cfg.get("threads"))
+    standard_start_method()
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
     log_hyperparameters(cfg, model, trainer)
-    if cfg.get("train", True):
-        if cfg.get("ckpt_path"):
-            _warn_if_resuming_elsewhere(cfg.ckpt_path, trainer)
-        # rnnlab's own checkpoints hold the optimizer as a functools.partial: trusted pickles
-        trainer.fit(
-            model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False
-        )
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-    if cfg.get("test", False):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if not cfg.get("train", True):
-            best = cfg.get("ckpt_path")
-        trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
-        metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
+    with ddp_children_follow_this_job(trainer.world_size):
+        if cfg.get("train", True):
+            if cfg.get("ckpt_path"):
+                _warn_if_resuming_elsewhere(cfg.ckpt_path, trainer)
+            # rnnlab's own checkpoints hold the optimizer as a functools.partial: trusted pickles
+            trainer.fit(
+                model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False
+            )
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        if cfg.get("test", False):
+            best = (
+                trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+            )
+            if not cfg.get("train", True):
+                best = cfg.get("ckpt_path")
+            trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
+            metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
     summary = next((c for c in trainer.callbacks if isinstance(c, MetricsJson)), None)
     if summary is not None and trainer.is_global_zero:
         log.info("Wrote %s", summary.path)
     return metrics
 
 
+def _in_sweep() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
 def run(cfg: DictConfig) -> float | None:
-    """What `train.py` does: train, then hand the optimized metric to a Hydra sweeper."""
-    metrics = train(cfg)
+    """What `train.py` does: train, then hand the optimized metric to a Hydra sweeper.
+
+    In a sweep, a run whose loss diverged (FloatingPointError) returns None instead of raising,
+    and a non-finite metric becomes None: sweepers record the trial as failed (Optuna marks it
+    FAIL; NaN would abort hydra-optuna-sweeper) and go on. metrics.json says "failed" either way.
+    """
+    try:
+        metrics = train(cfg)
+    except FloatingPointError as error:
+        if not _in_sweep():
+            raise
+        log.error("%s This sweep job counts as failed; the sweep goes on.", error)
+        return None
     name = cfg.get("optimized_metric")
     if name and name not in metrics:
         raise KeyError(f"optimized_metric={name!r} was not logged; logged: {sorted(metrics)}")
-    return metrics.get(name) if name else None
+    value = metrics.get(name) if name else None
+    return value if value is not None and math.isfinite(value) else None

@@ -85,8 +85,9 @@ class BucketBatchSampler(Sampler[list[int]]):
         world, rank = dist.get_world_size(), dist.get_rank()
         per_rank = len(batches) // world if self.shuffle else -(-len(batches) // world)
         shard = batches[rank::world][:per_rank]
-        # every rank must run the same number of steps; evaluation may repeat one batch
-        return shard + shard[: per_rank - len(shard)]
+        # every rank must run the same number of steps (or the collectives hang); evaluation
+        # fills a short shard with batches from the start, also when it got none at all
+        return shard + batches[: per_rank - len(shard)]
 
     def __iter__(self) -> Iterator[list[int]]:
         for batch in self._shard(self._batches()):
