@@ -40,7 +40,7 @@ class Trace:
     tokens: list[str]
     known: list[bool]  # False: not in the vocabulary, read as <unk>
     probability: np.ndarray  # (T,) positive probability of the review cut after each word
-    gates: dict[str, np.ndarray] | None  # name -> (directions, T) mean over hidden units
+    gates: dict[str, np.ndarray] | None  # name -> (directions, T, hidden units), top layer
 
 
 def as_scratch(model: SentimentModule) -> SentimentModule:
@@ -93,12 +93,11 @@ def trace_review(model: SentimentModule, text: str) -> Trace:
         with recording_gates(scratch.net) as cells:
             scratch(ids, lengths)
         top = cells[-scratch.net.encoder.directions :]
+        # the backward direction read the words last to first: put its steps back in word order
         gates = {
             name: np.stack(
                 [
-                    (reverse_valid(c.gates[name], lengths) if d == 1 else c.gates[name])[0]
-                    .mean(-1)
-                    .numpy()
+                    (reverse_valid(c.gates[name], lengths) if d == 1 else c.gates[name])[0].numpy()
                     for d, c in enumerate(top)
                 ]
             )
@@ -113,56 +112,54 @@ def trace_review(model: SentimentModule, text: str) -> Trace:
 
 
 def plot_trace(trace: Trace, title: str, path: str | Path) -> Path:
-    """Gates (if any) above, running probability below, one column per word."""
+    """One panel per gate (if any), running probability below, one column per word.
+
+    A gate panel draws the mean over the hidden units and shades where the middle 80% of the
+    units lie (10th to 90th percentile): the mean alone hides units that open and close.
+    """
     steps = len(trace.tokens)
-    rows = 2 if trace.gates else 1
+    gates = list(SHOWN_GATES.items()) if trace.gates else []
+    rows = len(gates) + 1
     figure, axes = plt.subplots(
         rows,
         1,
-        figsize=(max(8.0, 0.26 * steps + 2.5), 3.2 * rows + 1.2),
+        figsize=(max(8.0, 0.26 * steps + 2.5), 1.9 * rows + 2.4),
         sharex=True,
         squeeze=False,
+        gridspec_kw={"height_ratios": [1] * len(gates) + [1.6]},
     )
     x = np.arange(steps)
-    if trace.gates:
-        ax = axes[0, 0]
-        for name, color in SHOWN_GATES.items():
-            for d, values in enumerate(trace.gates[name]):
-                arrow = " (reading backward)" if d == 1 else ""
-                ax.plot(
-                    x,
-                    values,
-                    color=color,
-                    linestyle="--" if d else "-",
-                    marker="o" if steps <= 60 else None,
-                    markersize=3,
-                    label=f"{name} gate{arrow}",
-                )
+    marker = "o" if steps <= 60 else None
+    for ax, (name, color) in zip(axes[:, 0], gates, strict=False):
+        for d, values in enumerate(trace.gates[name]):
+            low, high = np.percentile(values, [10, 90], axis=-1)
+            ax.fill_between(x, low, high, color=color, alpha=0.25 if d == 0 else 0.12, linewidth=0)
+            ax.plot(
+                x,
+                values.mean(-1),
+                color=color,
+                linestyle="--" if d else "-",
+                marker=marker,
+                markersize=3,
+                label="mean, reading backward" if d else "mean over units",
+            )
         ax.set_ylim(0, 1)
-        ax.set_ylabel("mean gate value\n(0 = closed, 1 = open)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+        ax.set_ylabel(f"{name} gate", color=color)
         ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small")
+    if gates:
+        axes[0, 0].set_title(
+            "gate values: 0 = closed, 1 = open; shaded: where the middle 80% of the units are",
+            fontsize="small",
+        )
     ax = axes[-1, 0]
     ax.axhline(0.5, color="grey", linewidth=1, linestyle=":")
-    ax.fill_between(
-        x,
-        0.5,
-        trace.probability,
-        where=trace.probability >= 0.5,
-        color="tab:green",
-        alpha=0.25,
-        interpolate=True,
-    )
-    ax.fill_between(
-        x,
-        0.5,
-        trace.probability,
-        where=trace.probability < 0.5,
-        color="tab:red",
-        alpha=0.25,
-        interpolate=True,
-    )
-    ax.plot(x, trace.probability, color="black", marker="o" if steps <= 60 else None, markersize=3)
+    positive = trace.probability >= 0.5
+    for where, color in ((positive, "tab:green"), (~positive, "tab:red")):
+        ax.fill_between(
+            x, 0.5, trace.probability, where=where, color=color, alpha=0.25, interpolate=True
+        )
+    ax.plot(x, trace.probability, color="black", marker=marker, markersize=3)
     ax.set_ylim(0, 1)
     ax.set_ylabel("P(positive) if the\nreview ended here")
     ax.set_xticks(x)
