@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -144,6 +145,10 @@ def test_explain_script_from_the_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     label, probability, note = result.stdout.strip().split("\t")
     assert label in ("positive", "negative") and 0 <= float(probability) <= 1
-    assert note == f"wrote {output}"
+    assert note == f"wrote {output} and review.csv"
     assert output.read_bytes()[:8] == PNG
+    rows = list(csv.DictReader(output.with_suffix(".csv").open()))
+    assert [r["word"] for r in rows] == Preprocessor(remove_stopwords=False)(TEXT)
+    assert float(rows[-1]["p_positive"]) == pytest.approx(float(probability), abs=1e-4)
+    assert {"forget_mean", "input_mean", "output_mean"} <= set(rows[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lstm.ckpt", "pictures"]  # no log

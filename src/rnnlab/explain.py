@@ -7,7 +7,7 @@ the same weights) and the model's positive probability had the review ended ther
 
 from __future__ import annotations
 
-import logging
+import csv
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +26,6 @@ from rnnlab.module import SentimentModule
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
-
-log = logging.getLogger(__name__)
 
 LSTM_CELLS = {"lstm", *SCRATCH_CELLS}
 SHOWN_GATES = {"forget": "tab:blue", "input": "tab:green", "output": "tab:orange"}
@@ -76,7 +74,7 @@ def running_probability(model: SentimentModule, ids: torch.Tensor, chunk: int = 
 
 @torch.no_grad()
 def trace_review(model: SentimentModule, text: str) -> Trace:
-    """Tokens, running probability and (LSTM family) top-layer gate means for one review."""
+    """Tokens, running probability and (LSTM family) top-layer gate values for one review."""
     model.eval()
     tokens = Preprocessor(**model.hparams.preprocess)(text)
     if not tokens:
@@ -180,8 +178,25 @@ def plot_trace(trace: Trace, title: str, path: str | Path) -> Path:
     return path
 
 
+def write_table(trace: Trace, path: str | Path) -> Path:
+    """The picture's numbers, one row per word: P(positive) and each gate's mean over units."""
+    columns = {"word": trace.tokens, "known": [int(k) for k in trace.known]}
+    columns["p_positive"] = [f"{p:.4f}" for p in trace.probability]
+    for name, values in (trace.gates or {}).items():
+        for d, direction in enumerate(values):
+            key = f"{name}_mean" + ("_backward" if d else "")
+            columns[key] = [f"{v:.4f}" for v in direction.mean(-1)]
+    path = Path(path)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(zip(*columns.values(), strict=True))
+    return path
+
+
 def run(cfg: DictConfig) -> Trace:
-    """`python scripts/explain.py ckpt_path=CKPT text="..." output=explain.png`."""
+    """`python scripts/explain.py ckpt_path=CKPT text="..." output=explain.png`: writes the PNG
+    and, beside it, a CSV of the same numbers (explain.csv)."""
     model, _ = load_checkpoint(cfg.ckpt_path)
     trace = trace_review(model, str(cfg.text))
     name = model.hparams.get("name", model.hparams.cell)
@@ -192,5 +207,6 @@ def run(cfg: DictConfig) -> Trace:
     if trace.gates is None:
         title += f"; cell {model.hparams.cell!r} has no gates, only the probability is shown"
     path = plot_trace(trace, title, cfg.output)
-    print(f"{verdict}\t{final:.4f}\twrote {path}")
+    table = write_table(trace, path.with_suffix(".csv"))
+    print(f"{verdict}\t{final:.4f}\twrote {path} and {table.name}")
     return trace
