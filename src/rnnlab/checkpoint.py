@@ -51,6 +51,7 @@ def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
         AttributeError,
         ValueError,
         IndexError,
+        OSError,  # e.g. a truncated file: "Invalid argument" from the zip reader
     ) as err:
         raise CheckpointError(
             f"{path} is not an rnnlab checkpoint ({type(err).__name__}: {str(err)[:200]}). Pass a "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+import random
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
@@ -18,6 +21,28 @@ def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(
         {"acc": BinaryAccuracy(), "f1": BinaryF1Score(), "auroc": BinaryAUROC()}, prefix=prefix
     )
+
+
+def rng_states() -> dict[str, Any]:
+    """The global random generators (dropout, shuffles) as tensors and plain Python values, so
+    checkpoints stay loadable with `weights_only=True`."""
+    _name, keys, pos, has_gauss, gauss = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": [torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), gauss],
+        "python": random.getstate(),
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+    keys, pos, has_gauss, gauss = states["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, gauss_next = states["python"]
+    random.setstate((version, tuple(internal), gauss_next))
 
 
 class SentimentModule(L.LightningModule):
@@ -61,6 +86,7 @@ class SentimentModule(L.LightningModule):
         self.val_metrics = _metrics("val/")
         self.test_metrics = _metrics("test/")
         self.val_acc_best = MaxMetric()
+        self._resumed: dict[str, Any] | None = None  # run state read from a checkpoint
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         return self.net(ids, lengths)
@@ -96,6 +122,36 @@ class SentimentModule(L.LightningModule):
 
     def on_train_start(self) -> None:
         self.val_acc_best.reset()  # the sanity check's numbers are not a result
+        best = (self._resumed or {}).get("val_acc_best")
+        if best is not None and math.isfinite(best):  # a resumed run keeps its best so far
+            self.val_acc_best.update(torch.tensor(best, device=self.device))
+
+    def on_train_epoch_start(self) -> None:
+        # Resuming: continue the random streams where the checkpointed run left them, at the
+        # same point of the loop, so dropout and shuffles repeat an uninterrupted run exactly.
+        if self._resumed and self._resumed.get("rng"):
+            set_rng_states(self._resumed["rng"])
+        self._resumed = None
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Refuse to save non-finite weights (the last good checkpoint stays); record the state
+        an exact resume needs beyond weights and optimizer."""
+        broken = [name for name, p in self.named_parameters() if not torch.isfinite(p).all()]
+        if broken:
+            raise FloatingPointError(
+                f"The model's weights became NaN or infinite ({', '.join(broken[:3])}) at step "
+                f"{self.global_step} (epoch {self.current_epoch}); training stopped without "
+                "overwriting the last good checkpoint. Lower model.optimizer.lr or set "
+                "trainer.gradient_clip_val=1.0, then resume from checkpoints/last.ckpt."
+            )
+        best = self.val_acc_best.max_value
+        checkpoint["rnnlab_run_state"] = {
+            "rng": rng_states(),
+            "val_acc_best": float(best) if torch.isfinite(best) else None,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._resumed = checkpoint.get("rnnlab_run_state")
 
     def on_validation_epoch_end(self) -> None:
         self.val_acc_best(self.val_metrics["acc"].compute())

@@ -40,23 +40,31 @@ def compose_train(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictC
     return cfg
 
 
-def run_script(
-    script: str, *overrides: str, cwd: Path, timeout: float = 300
-) -> subprocess.CompletedProcess:
-    """Run `python <script> <overrides>` as a user would; `faults` is importable by `_target_`."""
+def start_script(script: str, *overrides: str, cwd: Path) -> subprocess.Popen:
+    """Start `python <script> <overrides>` as a user would; `faults` is importable by `_target_`."""
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",  # as `one_thread` in-process: same numbers, and no slow-down
     }
     env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, str(ROOT / script), *overrides],
         cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
     )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> subprocess.CompletedProcess:
+    stdout, stderr = process.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
+
+def run_script(script: str, *overrides: str, cwd: Path) -> subprocess.CompletedProcess:
+    return finish(start_script(script, *overrides, cwd=cwd))
 
 
 def assert_one_paragraph_error(result: subprocess.CompletedProcess, *needles: str) -> str:

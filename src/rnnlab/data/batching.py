@@ -62,6 +62,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         """Called by Lightning at each epoch start: a new, reproducible order per epoch."""
         self.epoch = epoch
 
+    @property
+    def sampler(self) -> BucketBatchSampler:
+        """Lightning calls `set_epoch` on `dataloader.batch_sampler.sampler` (not on the batch
+        sampler itself): pointing that here is what gives each epoch its own order, and a
+        resumed run the order of the epoch it resumes at."""
+        return self
+
     def _batches(self) -> list[np.ndarray]:
         n = len(self.lengths)
         rng = np.random.default_rng([self.seed, self.epoch])
