@@ -186,3 +186,16 @@ def test_model_lstm_scratch_trains_like_model_lstm(tmp_path):
     assert all(torch.equal(lstm_init[k], scratch_init[k]) for k in lstm_init)
     assert scratch["train/loss"] == pytest.approx(lstm["train/loss"], abs=1e-5)
     assert scratch["val/loss"] == pytest.approx(lstm["val/loss"], abs=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("name", "bidirectional"), [("lstm_scratch", False), ("bilstm_scratch", True)]
+)
+def test_scratch_model_configs_are_their_torch_twins_with_the_scratch_cell(name, bidirectional):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        scratch = compose("train", overrides=[f"model={name}"]).model
+        torch_twin = compose("train", overrides=[f"model={name.removesuffix('_scratch')}"]).model
+    assert scratch.cell == "lstm_scratch" and scratch.name == name
+    assert scratch.bidirectional is bidirectional
+    differing = {k for k in torch_twin if scratch[k] != torch_twin[k]}
+    assert differing == {"cell", "name"}
