@@ -70,11 +70,12 @@ def encoder_gradient(encoder: RecurrentEncoder, layer: int, direction: int, name
     return getattr(encoder.layers[layer][direction], f"{name}_l0").grad
 
 
+@pytest.mark.parametrize("shards", [1, 3], ids=["one-thread", "3-shards"])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("cell", sorted(CELLS))
-def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, dtype):
+def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, dtype, shards):
     generator = torch.Generator().manual_seed(
         sorted(CELLS).index(cell) * 4 + 2 * num_layers + bidirectional
     )
@@ -84,6 +85,7 @@ def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, 
         FEATURES, HIDDEN, num_layers=num_layers, bidirectional=bidirectional, batch_first=True
     ).to(dtype)
     encoder = RecurrentEncoder(cell, FEATURES, HIDDEN, num_layers, bidirectional).to(dtype)
+    encoder.shards = shards  # 3: rows split over parallel threads (9 rows: 3 shards of 3)
     copy_reference(reference, encoder)
     head = nn.Linear(encoder.output_size, 1).to(dtype)
 

@@ -6,11 +6,20 @@ Padding sits after each review, so the forward direction never sees it before th
 token. The backward direction runs over each review's valid part reversed in place (padding
 stays at the end), so it too starts at the true last token. Results equal a packed `nn.LSTM` /
 `nn.GRU` / `nn.RNN` (tested to 1e-5 on logits and gradients).
+
+On CPU with several torch threads, a batch is split into row shards that run on their own
+threads, one core each (`_Sharded`). A recurrence is a chain of small matmuls: with every
+thread on every step each step ends in a barrier, and on a shared machine, where another
+process holds one of the cores, each barrier waits for a time slice. One shard per core needs no
+barrier, and each shard runs only up to its own longest review.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import torch
 from torch import nn
@@ -62,6 +71,11 @@ class RecurrentEncoder(nn.Module):
             for i in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)  # between layers, as nn.LSTM(dropout=...) does
+        # CPU row shards run in parallel: None = one per torch thread (at most one per
+        # MIN_SHARD_ROWS rows); 1 = the whole batch on the calling thread.
+        self.shards: int | None = None
+
+    MIN_SHARD_ROWS = 8
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x (B, T, I) right-padded -> per-step outputs (B, T, H*D) and final states (B, H*D).
@@ -69,9 +83,52 @@ class RecurrentEncoder(nn.Module):
         The final state is the forward direction's output at each review's true last token,
         joined with the backward direction's output at its first token.
         """
+        shards = self._shard_count(x)
+        if shards <= 1:
+            return self._dense(x, lengths)
+        lengths = lengths.to(x.device)
+        bounds = [(len(x) * k // shards, len(x) * (k + 1) // shards) for k in range(shards)]
+        steps = [int(lengths[lo:hi].max()) for lo, hi in bounds]
+        masks = self._dropout_masks(x)  # drawn here, in order: a seeded run repeats exactly
+        if torch.is_grad_enabled():
+            params = tuple(p for p in self.parameters() if p.requires_grad)
+            return _Sharded.apply(self, lengths, bounds, steps, masks, x, *params)
+        inference = torch.is_inference_mode_enabled()
+
+        def run(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+            (lo, hi), t = bounds[k], steps[k]
+            with torch.inference_mode() if inference else torch.no_grad():
+                return self._dense(x[lo:hi, :t], lengths[lo:hi], _rows(masks, lo, hi, t))
+
+        return _join(_in_parallel(run, shards), x.size(1))
+
+    def _shard_count(self, x: torch.Tensor) -> int:
+        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+            return 1
+        if not all(type(d) in CELLS.values() for layer in self.layers for d in layer):
+            return 1  # a hand-written cell may keep per-call state; keep it on one thread
+        if self.shards is not None:
+            return max(1, min(self.shards, len(x)))
+        return max(1, min(torch.get_num_threads(), len(x) // self.MIN_SHARD_ROWS))
+
+    def _dropout_masks(self, x: torch.Tensor) -> list[torch.Tensor | None]:
+        p = self.dropout.p
+        if not (self.training and p > 0):
+            return [None] * len(self.layers)
+        shape = (x.size(0), x.size(1), self.output_size)
+        keep = [torch.empty(shape, dtype=x.dtype).bernoulli_(1 - p) for _ in self.layers[1:]]
+        return [None, *(m.div_(1 - p) for m in keep)]
+
+    def _dense(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor,
+        masks: Sequence[torch.Tensor | None] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole batch on the calling thread (inter-layer dropout from `masks` if given)."""
         for i, directions in enumerate(self.layers):
             if i > 0:
-                x = self.dropout(x)
+                x = self.dropout(x) if masks is None else _dropped(x, masks[i])
             outputs = [directions[0](x)[0]]
             if self.directions == 2:
                 backward = directions[1](reverse_valid(x, lengths))[0]
@@ -82,3 +139,98 @@ class RecurrentEncoder(nn.Module):
         if self.directions == 2:
             final = torch.cat([final, x[:, 0, self.hidden_size :]], dim=-1)
         return x, final
+
+
+def _dropped(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask
+
+
+def _rows(masks: list, lo: int, hi: int, steps: int) -> list:
+    return [None if m is None else m[lo:hi, :steps] for m in masks]
+
+
+def _join(parts: list[tuple[torch.Tensor, torch.Tensor]], steps: int):
+    """Shards' (outputs, finals) -> the batch's, outputs zero-padded back to `steps`."""
+    outputs = [nn.functional.pad(out, (0, 0, 0, steps - out.size(1))) for out, _ in parts]
+    return torch.cat(outputs), torch.cat([final for _, final in parts])
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _reset_pool() -> None:
+    global _POOL
+    _POOL = None  # a forked child has none of the parent's threads
+
+
+os.register_at_fork(after_in_child=_reset_pool)
+
+
+def _in_parallel(work: Callable[[int], object], shards: int) -> list:
+    """Run work(0..shards-1) on pool threads with one intra-op thread each; results in order."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < shards:
+            _POOL = ThreadPoolExecutor(shards, thread_name_prefix="rnnlab-shard")
+        pool = _POOL
+
+    def single_threaded(k: int):
+        torch.set_num_threads(1)  # this pool thread's own OpenMP team: itself
+        return work(k)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # also what threads the pool starts inherit
+    try:
+        return list(pool.map(single_threaded, range(shards)))
+    finally:
+        torch.set_num_threads(threads)
+
+
+class _Sharded(torch.autograd.Function):
+    """Forward and backward of row shards on parallel threads, as one autograd node.
+
+    Each shard records its own graph from a detached copy of its rows; backward runs
+    `torch.autograd.grad` on every shard in parallel and sums the parameter gradients, so
+    parameters receive ordinary gradients (hooks, DDP and `autograd.grad` all see them).
+    """
+
+    @staticmethod
+    def forward(ctx, encoder, lengths, bounds, steps, masks, x, *params):
+        def run(k: int):
+            (lo, hi), t = bounds[k], steps[k]
+            with torch.enable_grad():
+                rows = x[lo:hi, :t].detach().requires_grad_(x.requires_grad)
+                out, final = encoder._dense(rows, lengths[lo:hi], _rows(masks, lo, hi, t))
+            return rows, out, final
+
+        ctx.shards = _in_parallel(run, len(bounds))
+        ctx.bounds, ctx.steps, ctx.params = bounds, x.size(1), params
+        ctx.input_needs_grad = x.requires_grad
+        return _join([(out.detach(), final.detach()) for _, out, final in ctx.shards], x.size(1))
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_final):
+        def run(k: int):
+            rows, out, final = ctx.shards[k]
+            lo, hi = ctx.bounds[k]
+            inputs = ([rows] if ctx.input_needs_grad else []) + list(ctx.params)
+            grads = torch.autograd.grad(
+                (out, final),
+                inputs,
+                (grad_out[lo:hi, : out.size(1)], grad_final[lo:hi]),
+                allow_unused=True,
+            )
+            return grads
+
+        per_shard = _in_parallel(run, len(ctx.shards))
+        ctx.shards = None  # free the shards' graphs
+        grad_x = None
+        if ctx.input_needs_grad:
+            grad_x = _join([(g[0], g[0][:, 0]) for g in per_shard], ctx.steps)[0]
+            per_shard = [g[1:] for g in per_shard]
+        grad_params = []
+        for i in range(len(ctx.params)):
+            parts = [g[i] for g in per_shard if g[i] is not None]
+            grad_params.append(torch.stack(parts).sum(0) if parts else None)
+        return (None, None, None, None, None, grad_x, *grad_params)
