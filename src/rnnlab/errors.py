@@ -47,7 +47,6 @@ def user_errors() -> tuple[type[BaseException], ...]:
 def describe(error: BaseException) -> str:
     """One paragraph: a short label for the kind of error, then its message on one line."""
     label = {
-        "FloatingPointError": "Training stopped",
         "ConfigError": "Invalid configuration",
         "MissingMandatoryValue": "Invalid configuration",
         "InstantiationException": "Invalid configuration",

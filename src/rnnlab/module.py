@@ -96,10 +96,12 @@ class SentimentModule(L.LightningModule):
         logits = self(ids, lengths)
         loss = self.loss(logits, labels)
         if stage == "train" and not torch.isfinite(loss):
+            kept = getattr(self.trainer.checkpoint_callback, "dirpath", None) or "checkpoints/"
             raise FloatingPointError(
                 f"train/loss became {loss.item()} at step {self.global_step} (epoch "
                 f"{self.current_epoch}). Training stopped; the last good checkpoint is kept in "
-                "checkpoints/. Lower model.optimizer.lr or set trainer.gradient_clip_val=1.0."
+                f"{kept}. Lower model.optimizer.lr or set trainer.gradient_clip_val=1.0, then "
+                "resume from its last.ckpt."
             )
         metrics.update(logits.detach().float(), labels.int())
         # metric objects are computed and reset by Lightning at each epoch end

@@ -129,7 +129,11 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
         "+callbacks.fault.batch=2",
         cwd=tmp_path,
     )
-    assert_one_paragraph_error(result, "Training stopped:", "train/loss became nan", "checkpoint")
+    assert_one_paragraph_error(
+        result,
+        "Error: train/loss became nan",
+        "Training stopped; the last good checkpoint is kept in " + str(run_dir / "checkpoints"),
+    )
     model, raw = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert raw["epoch"] == 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
