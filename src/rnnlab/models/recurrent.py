@@ -204,6 +204,7 @@ class _Sharded(torch.autograd.Function):
                 out, final = encoder._dense(rows, lengths[lo:hi], _rows(masks, lo, hi, t))
             return rows, out, final
 
+        ctx.set_materialize_grads(False)  # per-step outputs often get no gradient (final pooling)
         ctx.shards = _in_parallel(run, len(bounds))
         ctx.bounds, ctx.steps, ctx.params = bounds, x.size(1), params
         ctx.input_needs_grad = x.requires_grad
@@ -211,17 +212,21 @@ class _Sharded(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out, grad_final):
+        if grad_out is None and grad_final is None:
+            ctx.shards = None
+            return (None,) * (6 + len(ctx.params))
+
         def run(k: int):
             rows, out, final = ctx.shards[k]
             lo, hi = ctx.bounds[k]
             inputs = ([rows] if ctx.input_needs_grad else []) + list(ctx.params)
-            grads = torch.autograd.grad(
-                (out, final),
-                inputs,
-                (grad_out[lo:hi, : out.size(1)], grad_final[lo:hi]),
-                allow_unused=True,
-            )
-            return grads
+            pairs = [
+                (tensor, grad[lo:hi, : tensor.size(1)] if tensor.dim() == 3 else grad[lo:hi])
+                for tensor, grad in ((out, grad_out), (final, grad_final))
+                if grad is not None
+            ]
+            outputs, grads = zip(*pairs, strict=True)
+            return torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
 
         per_shard = _in_parallel(run, len(ctx.shards))
         ctx.shards = None  # free the shards' graphs
