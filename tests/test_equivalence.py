@@ -138,7 +138,7 @@ def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, 
         encoder.zero_grad()
 
 
-def _review_alone_and_in_batch(model: nn.Module, vocab_size: int, seed: int):
+def _review_alone_and_in_batch(model: nn.Module, vocab_size: int, seed: int, mode=torch.no_grad):
     """The same review's logit alone and inside a padded batch of longer and shorter reviews."""
     generator = torch.Generator().manual_seed(seed)
     review = torch.randint(2, vocab_size, (11,), generator=generator)
@@ -148,20 +148,26 @@ def _review_alone_and_in_batch(model: nn.Module, vocab_size: int, seed: int):
     ids = torch.zeros(len(batch), int(lengths.max()), dtype=torch.long)
     for row, r in enumerate(batch):
         ids[row, : len(r)] = r
-    with torch.no_grad():
+    with mode():
         alone = model(review[None, :], torch.tensor([len(review)]))
         batched = model(ids, lengths)
     return alone[0], batched[1]
 
 
+@pytest.mark.parametrize(
+    "shards,mode",
+    [(1, torch.no_grad), (2, torch.no_grad), (3, torch.inference_mode)],
+    ids=["one-thread", "2-shards", "3-shards-inference-mode"],
+)
 @pytest.mark.parametrize("cell", sorted(CELLS))
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_padding_never_changes_a_prediction(cell, bidirectional):
+def test_padding_never_changes_a_prediction(cell, bidirectional, shards, mode):
     torch.manual_seed(3)
     model = RecurrentClassifier(
         50, cell, 8, 8, num_layers=2, bidirectional=bidirectional, pooling="final+max+mean"
     ).eval()
-    alone, batched = _review_alone_and_in_batch(model, 50, seed=4)
+    model.encoder.shards = shards  # Lightning validates under inference mode, on shards
+    alone, batched = _review_alone_and_in_batch(model, 50, seed=4, mode=mode)
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
 
 
@@ -262,3 +268,23 @@ def test_tar_reader_reports_a_truncated_archive(tmp_path):
         path.write_bytes(data[:cut])
         with pytest.raises((EOFError, zlib.error, tarfile.TarError)):
             list(tar_files(path))
+
+
+def test_sharded_training_with_dropout_repeats_exactly_under_a_seed():
+    """Dropout masks between layers are drawn before the shards start: a seeded run repeats."""
+    encoder = RecurrentEncoder("lstm", FEATURES, HIDDEN, 2, True, dropout=0.5).train()
+    encoder.shards = 2
+    x = torch.randn(6, 9, FEATURES)
+    lengths = torch.tensor([9, 3, 5, 1, 9, 7])
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        encoder.zero_grad()
+        out, final = encoder(x, lengths)
+        (out.sum() + final.sum()).backward()
+        runs.append((out, final, [p.grad.clone() for p in encoder.parameters()]))
+    (out_a, final_a, grads_a), (out_b, final_b, grads_b) = runs
+    assert torch.equal(out_a, out_b) and torch.equal(final_a, final_b)
+    assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
+    torch.manual_seed(1)
+    assert not torch.equal(encoder(x, lengths)[1], final_a), "dropout is applied"
