@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, read_write
 
 log = logging.getLogger(__name__)
 
-# set by `SweptKeys` in the launching process; inherited by local, joblib and SLURM jobs
+# set by `SweepSetup` in the launching process; inherited by local, joblib and SLURM jobs
 SWEPT_ENV = "RNNLAB_SWEPT_KEYS"
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 # what Lightning's DDP launcher sets in the launching process's environment
@@ -92,7 +92,7 @@ def job_dirname(
 ) -> str:
     """A sweep job's directory name: `key=value` of the swept overrides, comma-joined.
 
-    `swept` is the JSON `SweptKeys` puts in the environment. Without it, every override but the
+    `swept` is the JSON `SweepSetup` puts in the environment. Without it, every override but the
     `exclude`d ones names the job (Hydra's `override_dirname`). Constant overrides such as
     `data.max_reviews=2000` stay out of names, and `/` in values never nests directories.
     """
@@ -119,15 +119,21 @@ def job_dirname(
     return name
 
 
-class SweptKeys(Callback):
-    """Hydra callback: records which overrides a multirun sweeps, for `job_dirname` in each job.
+class SweepSetup(Callback):
+    """Hydra callback run by the launching process when a multirun starts.
 
-    Jobs are composed afresh from their own (concrete) overrides, so they cannot tell a swept
-    `model=rnn` from a constant `data.max_reviews=2000`; the launching process can.
+    1. Records which overrides the multirun sweeps, for `job_dirname` in each job: jobs are
+       composed afresh from their own (concrete) overrides, so they cannot tell a swept
+       `model=rnn` from a constant `data.max_reviews=2000`; the launching process can.
+    2. Lets the sweeper and launcher resolve `hydra.sweep.dir`: it interpolates `paths.log_dir`,
+       which rests on `${hydra:runtime.cwd}`, and Hydra sets the config that resolver reads only
+       inside jobs. Without this, `python train.py -m ...` fails with "HydraConfig was not set".
     """
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         os.environ[SWEPT_ENV] = json.dumps(swept_keys(config))
+        if not HydraConfig.initialized():
+            HydraConfig.instance().set_config(config)
 
 
 def register_resolvers() -> None:
