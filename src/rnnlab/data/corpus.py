@@ -50,9 +50,13 @@ class Corpus:
         """How often each corpus token occurs in the given reviews (all reviews by default)."""
         if rows is None:
             return np.bincount(self.ids, minlength=len(self.tokens))
-        picked = [self.review(i) for i in rows]
-        ids = np.concatenate(picked) if picked else np.zeros(0, dtype=np.int32)
-        return np.bincount(ids, minlength=len(self.tokens))
+        times = np.bincount(np.asarray(rows, dtype=np.int64), minlength=len(self))
+        weights = np.repeat(times, self.lengths())  # each token, as often as its review is picked
+        return np.bincount(self.ids, weights=weights, minlength=len(self.tokens)).astype(np.int64)
+
+    def remapped(self, lookup: np.ndarray) -> list[np.ndarray]:
+        """Every review's ids through `lookup` (corpus token -> vocabulary id), in one pass."""
+        return np.split(lookup[self.ids], self.offsets[1:-1])
 
 
 def tokenize_reviews(

@@ -82,6 +82,7 @@ class IMDBDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None
         self.sizes: dict[str, int] = {}
         self._sets: dict[str, EncodedReviews] = {}
+        self._loaded: Corpus | None = None
 
     # -- where the data comes from -------------------------------------------------------------
     def source_path(self) -> Path:
@@ -96,6 +97,12 @@ class IMDBDataModule(L.LightningDataModule):
         self._corpus()
 
     def _corpus(self) -> Corpus:
+        """The tokenized reviews, loaded once per process (prepare_data, then setup)."""
+        if self._loaded is None:
+            self._loaded = self._load_corpus()
+        return self._loaded
+
+    def _load_corpus(self) -> Corpus:
         path = require_path(self.source_path())
         settings: dict[str, Any] = {"preprocess": self.preprocessor.config()}
         if self.hparams.empty_reviews != "skip":  # keeps the keys of existing caches valid
@@ -137,14 +144,13 @@ class IMDBDataModule(L.LightningDataModule):
         self.vocab = self._build_vocab(
             corpus, rows if self.vocab_settings["fit_on"] == "all" else train
         )
-        lookup = self.vocab.remap(corpus.tokens)
+        encoded = corpus.remapped(self.vocab.remap(corpus.tokens))
+        for i in np.flatnonzero(corpus.lengths() == 0):
+            encoded[i] = np.array([1], dtype=np.int64)  # an emptied review reads as <unk>
         max_len = self.preprocessor.max_len
         for name, part in (("train", train), ("val", val), ("test", test)):
-            reviews = []
-            for i in part:
-                ids = lookup[corpus.review(i)]
-                reviews.append(ids if len(ids) else np.array([1], dtype=np.int64))
-            self._sets[name] = EncodedReviews(reviews, corpus.labels[part])
+            self._sets[name] = EncodedReviews([encoded[i] for i in part], corpus.labels[part])
+        self._loaded = None  # the sets hold what training needs
         self.sizes = {
             "train": len(train),
             "val": len(val),

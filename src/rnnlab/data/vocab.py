@@ -26,12 +26,11 @@ class Vocab:
         cls, tokens: Sequence[str], counts: np.ndarray, min_freq: int, max_size: int | None
     ) -> Vocab:
         """Most frequent first, ties broken alphabetically; `max_size` includes pad and unk."""
-        order = sorted(
-            (i for i in np.flatnonzero(counts >= min_freq)), key=lambda i: (-counts[i], tokens[i])
-        )
+        kept = np.flatnonzero(counts >= min_freq)
+        ranked = sorted(zip((-counts[kept]).tolist(), [tokens[i] for i in kept], strict=True))
         if max_size is not None:
-            order = order[: max_size - 2]
-        return cls([PAD, UNK, *(tokens[i] for i in order)])
+            ranked = ranked[: max_size - 2]
+        return cls([PAD, UNK, *(token for _, token in ranked)])
 
     @classmethod
     def first_seen(
