@@ -313,7 +313,7 @@ def plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
         ax.xaxis.get_major_locator().set_params(integer=True)
     acc_ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{100 * v:.0f}%"))
     longest = max((len(label) for label in labels), default=0)
-    ncol = 1 if longest > 55 else 2 if longest > 30 else 3
+    ncol = min(len(labels), 1 if longest > 55 else 2 if longest > 30 else 4) or 1
     # the legend goes under the plots and the figure grows to hold it
     fig.set_figheight(4.5 + 0.2 * -(-len(labels) // ncol))
     fig.legend(handles, labels, loc="outside lower center", ncol=ncol, fontsize=8, frameon=False)

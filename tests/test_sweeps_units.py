@@ -194,3 +194,18 @@ def test_compare_picture_stays_readable_with_many_runs(tmp_path):
     assert labels[0].startswith("trial=29 ") and "18 more completed runs" in labels
     assert sum("FAILED" in label for label in labels) == 2
     assert (tmp_path / "many.png").stat().st_size > 10_000
+
+
+def test_user_errors_fail_only_their_sweep_job(hydra_config_set, monkeypatch):
+    """A bad value in one trial must not end the study: in a sweep job the error propagates to
+    Hydra (which marks the job failed) instead of exiting the process."""
+    from rnnlab.errors import ConfigError, exit_on_error
+
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+
+    hydra_config_set(hydra_cfg([], mode=RunMode.MULTIRUN))
+    with pytest.raises(ConfigError), exit_on_error():
+        raise ConfigError("model.pooling='bogus' must be one of final, max, mean")
+    hydra_config_set(hydra_cfg([], mode=RunMode.RUN))
+    with pytest.raises(SystemExit), exit_on_error():
+        raise ConfigError("model.pooling='bogus' must be one of final, max, mean")

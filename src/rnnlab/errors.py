@@ -66,7 +66,18 @@ def exit_on_error() -> Iterator[None]:
         text = describe(error)
         _log_to_files(text)
         print(text, file=sys.stderr, flush=True)
+        if _in_sweep_job():
+            # a sweep records the job as failed and goes on (Optuna: a FAIL trial); SystemExit
+            # would end the whole sweep at its first failed job
+            raise
         raise SystemExit(1) from None
+
+
+def _in_sweep_job() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def _log_to_files(text: str) -> None:
