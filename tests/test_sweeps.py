@@ -216,7 +216,9 @@ def test_submitit_local_runs_sweep_jobs(data, tmp_path):
     jobs = job_dirs(sweep)
     assert sorted(jobs) == ["model=gru", "model=rnn"]
     assert all(metrics(job)["status"] == "completed" for job in jobs.values())
-    assert len(list((sweep / ".submitit").iterdir())) == 2  # submitit's own job records
+    # submitit's own records: one folder per job (named by its id), each with the job's result
+    records = [p for p in (sweep / ".submitit").iterdir() if p.name.isdigit()]
+    assert len(records) == 2 and all(any(p.glob("*_result.pkl")) for p in records)
 
 
 @pytest.mark.slow
