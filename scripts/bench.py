@@ -1,0 +1,413 @@
+"""rnnlab's training path against the tip's loop, side by side in one process on real IMDB reviews.
+
+    python scripts/bench.py                                  # BiLSTM, 10,000-review slice
+    python scripts/bench.py --model gru --reviews 5000 --steps 60
+    python scripts/bench.py data.path=/path/to/aclImdb_v1.tar.gz
+
+Both loops train the same model size (embedding 128, hidden 128, batch 64, AdamW lr 1e-3) for the
+same number of optimizer steps on the same slice of reviews (rnnlab's `data.max_reviews`
+stratified subset, then the tip's 80/20 split). The peer is the tip's own loop, copied: its
+`clean()` (without the final `" ".join(text)` that turns reviews into characters: the peer is
+word-level) and NLTK's Treebank word tokenizer (what `nltk.word_tokenize` reduces to on text of
+letters and spaces; skipping punkt only flatters the tip), a first-seen vocabulary, a shuffled
+unbucketed DataLoader, `pack_padded_sequence(enforce_sorted=False)`, BCE-with-logits, AdamW.
+rnnlab runs `rnnlab.train.train` on the composed `train.py` config, Lightning Trainer included.
+
+Throughput counts real (non-padding) tokens over the timed steps (the first few steps are a
+warm-up for both). Achieved GFLOP/s counts the recurrent gate matmuls (input and hidden, forward
+plus twice that for backward) per real token, against this machine's measured fp32 matmul rate.
+Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
+not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
+and vocabulary) in a fresh cache directory, and with the cached run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import re
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import torch
+from lightning.pytorch.callbacks import Callback
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
+from torch.utils.data import DataLoader, Dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+os.environ.setdefault("NLTK_DATA", str(ROOT.parent / "shared" / "nltk_data"))
+
+# model family -> (recurrent module, directions); the rnnlab config group has the same name
+FAMILIES = {
+    "rnn": (nn.RNN, 1),
+    "lstm": (nn.LSTM, 1),
+    "gru": (nn.GRU, 1),
+    "bilstm": (nn.LSTM, 2),
+}
+GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
+BATCH, EMB, HIDDEN, LR, MIN_FREQ, MAX_VOCAB = 64, 128, 128, 1e-3, 2, 30_000
+WARMUP = 5
+
+
+# -- measuring ------------------------------------------------------------------------------------
+class PeakRSS:
+    """Peak resident memory of this process while the block runs (sampled every 5 ms)."""
+
+    def __enter__(self) -> PeakRSS:
+        self.peak = self._rss()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._rss())
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.005):
+            self.peak = max(self.peak, self._rss())
+
+    @staticmethod
+    def _rss() -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def matmul_gflops(seconds: float = 1.5) -> float:
+    """Best fp32 GFLOP/s of square matmuls (1024 and 2048) with torch's current threads."""
+    best = 0.0
+    for n in (1024, 2048):
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        a @ b
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < seconds / 2:
+            a @ b
+            count += 1
+        best = max(best, 2 * n**3 * count / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def flops_per_token(family: str) -> float:
+    """Gate matmul FLOPs per real token: forward 2*G*H*(I+H) per direction, backward twice that."""
+    module, directions = FAMILIES[family]
+    return 3 * 2 * GATES[module] * HIDDEN * (EMB + HIDDEN) * directions
+
+
+class StepClock(Callback):
+    """Times rnnlab's optimizer steps after the warm-up, and counts their real tokens."""
+
+    latest: StepClock | None = None  # the instance train() built from the config
+
+    def __init__(self, warmup: int):
+        StepClock.latest = self
+        self.warmup = warmup
+        self.start: float | None = None
+        self.end: float | None = None
+        self.tokens = self.reviews = self.steps = 0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if batch_idx == self.warmup:
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if batch_idx >= self.warmup:
+            self.end = time.perf_counter()
+            self.tokens += int(batch[1].sum())
+            self.reviews += len(batch[1])
+            self.steps += 1
+
+
+# -- the tip, copied -------------------------------------------------------------------------------
+def tip_tokenizer():
+    """The tip's clean() and nltk.word_tokenize, word-level (its final character join dropped)."""
+    from nltk.tokenize import NLTKWordTokenizer
+
+    from rnnlab.data.preprocess import english_stopwords
+
+    stop_words = set(english_stopwords())
+    word_tokenize = NLTKWordTokenizer().tokenize
+
+    def clean(text):
+        text = text.lower()
+        text = [word for word in text.split() if word not in stop_words]  # remove stopwords
+        text = " ".join(text)
+        text = re.sub(r"<.*?>", "", text)  # remove HTML tags like <br>, </div>, etc.
+        text = re.sub(r"https?://\S+|www\.\S+", "", text)  # remove hyperlinks
+        text = re.sub(r"[^a-z\s]", "", text)  # remove digits and special characters
+        return text
+
+    def tokenize(text: str):
+        return word_tokenize(clean(text))
+
+    return tokenize
+
+
+class TipModel(nn.Module):
+    """The tip's BiLSTM (and its RNN/LSTM/GRU siblings): final states of a packed run -> logit."""
+
+    def __init__(self, family: str, vocab_size: int):
+        super().__init__()
+        module, directions = FAMILIES[family]
+        self.embed = nn.Embedding(vocab_size, EMB, padding_idx=0)
+        self.rnn = module(EMB, HIDDEN, batch_first=True, bidirectional=directions == 2)
+        self.fc = nn.Linear(HIDDEN * directions, 1)
+        self.directions = directions
+
+    def forward(self, x, lengths):
+        em = self.embed(x)
+        packed = pack_padded_sequence(em, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, hn = self.rnn(packed)
+        hn = hn[0] if isinstance(hn, tuple) else hn
+        h_final = torch.cat((hn[0], hn[1]), dim=1) if self.directions == 2 else hn[-1]
+        return self.fc(h_final).squeeze(1)
+
+
+class TipDataset(Dataset):
+    def __init__(self, token_lists, labels, stoi):
+        self.data, self.labels, self.stoi = token_lists, labels, stoi
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, idx):
+        ids = [self.stoi.get(tok, 1) for tok in self.data[idx]]
+        return torch.tensor(ids, dtype=torch.long), torch.tensor(
+            self.labels[idx], dtype=torch.float32
+        )
+
+
+def tip_collate(batch):
+    seqs, labs = zip(*batch, strict=True)
+    lengths = torch.tensor([len(s) for s in seqs])
+    return pad_sequence(seqs, batch_first=True, padding_value=0), lengths, torch.stack(labs)
+
+
+def tip_train(family: str, tokens: list[list[str]], labels: list[int], steps: int) -> dict:
+    """The tip's vocabulary, split, loader and run_epoch, for `steps` optimizer steps."""
+    from sklearn.model_selection import train_test_split
+
+    # a review the cleaning empties would crash the tip's packing; rnnlab maps it to <unk>
+    tokens = [t or ["<unk>"] for t in tokens]
+    counter = Counter(t for toks in tokens for t in toks)
+    common = [w for w, c in counter.items() if c >= MIN_FREQ][: MAX_VOCAB - 2]
+    stoi = {"<pad>": 0, "<unk>": 1, **{w: i + 2 for i, w in enumerate(common)}}
+    train_x, _, train_y, _ = train_test_split(
+        tokens, labels, test_size=0.2, random_state=42, stratify=labels
+    )
+    torch.manual_seed(42)
+    loader = DataLoader(
+        TipDataset(train_x, train_y, stoi), batch_size=BATCH, shuffle=True, collate_fn=tip_collate
+    )
+    model = TipModel(family, len(stoi))
+    optim = torch.optim.AdamW(model.parameters(), lr=LR)
+    model.train()
+    done = n_tokens = 0
+    start = None
+    while done < steps:
+        for X, lens, y in loader:
+            if done == WARMUP:
+                start = time.perf_counter()
+            out = model(X, lens)
+            loss = nn.BCEWithLogitsLoss()(out, y)
+            optim.zero_grad()
+            loss.backward()
+            optim.step()
+            loss.item()  # the tip's bookkeeping: total_loss += loss.item() * len(y), accuracy
+            (torch.sigmoid(out).round() == y).float().mean().item()
+            if done >= WARMUP:
+                n_tokens += int(lens.sum())
+            done += 1
+            if done == steps:
+                break
+    seconds = time.perf_counter() - start
+    timed = steps - WARMUP
+    return {"seconds": seconds, "tokens": n_tokens, "reviews": timed * BATCH, "steps": timed}
+
+
+# -- rnnlab ---------------------------------------------------------------------------------------
+def compose(overrides: list[str], out: Path):
+    """train.py's config with these overrides, its paths pointed under `out`."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from omegaconf import open_dict
+
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = hydra_compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(out)
+        cfg.paths.log_dir = str(out / "logs")
+        cfg.paths.output_dir = str(out / "run")
+    return cfg
+
+
+def rnnlab_prepare(data_path: str, cache_dir: Path, out: Path) -> float:
+    """Seconds from nothing to train/val/test sets of all labeled reviews, as train.py does it."""
+    import hydra
+
+    cfg = compose([f"data.path={data_path}", f"data.cache_dir={cache_dir}"], out)
+    start = time.perf_counter()
+    datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return time.perf_counter() - start
+
+
+def rnnlab_train(family: str, data_path: str, reviews: int, steps: int, cache: Path, out: Path):
+    from omegaconf import open_dict
+
+    from rnnlab.train import train
+
+    cfg = compose(
+        [
+            f"model={family}",
+            f"data.path={data_path}",
+            f"data.cache_dir={cache}",
+            f"data.max_reviews={reviews}",
+            f"++trainer.max_steps={steps}",
+            "trainer.max_epochs=-1",
+            "++trainer.limit_val_batches=0",
+            "++trainer.num_sanity_val_steps=0",
+            "++trainer.enable_progress_bar=false",
+            "test=false",
+        ],
+        out,
+    )
+    with open_dict(cfg):
+        cfg.callbacks.bench_clock = {"_target_": "__main__.StepClock", "warmup": WARMUP}
+    train(cfg)
+    c = StepClock.latest
+    return {"seconds": c.end - c.start, "tokens": c.tokens, "reviews": c.reviews, "steps": c.steps}
+
+
+# -- the run ---------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", choices=sorted(FAMILIES), default="bilstm")
+    parser.add_argument("--reviews", type=int, default=10_000, help="labeled reviews in the slice")
+    parser.add_argument("--steps", type=int, default=60, help="optimizer steps for each loop")
+    parser.add_argument(
+        "--no-prep",
+        action="store_true",
+        help="skip timing the tip's tokenization of every review (training comparison only)",
+    )
+    parser.add_argument("overrides", nargs="*", help="data.path=PATH (the only override read)")
+    args = parser.parse_args(argv)
+    data_path = str(ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
+    for override in args.overrides:
+        key, _, value = override.partition("=")
+        if key.lstrip("+") != "data.path":
+            parser.error(f"unknown override {override!r}; only data.path=PATH is read")
+        data_path = value
+    if not Path(data_path).exists():
+        sys.exit(f"{data_path} does not exist: pass data.path=/path/to/aclImdb_v1.tar.gz")
+    if args.steps <= WARMUP:
+        parser.error(f"--steps must exceed the {WARMUP} warm-up steps")
+
+    import logging
+
+    logging.basicConfig(level=logging.WARNING)
+    for noisy in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    import warnings
+
+    warnings.filterwarnings("ignore")
+
+    from rnnlab.data.sources import load_reviews
+
+    print(
+        f"{args.model}, {args.reviews} reviews, {args.steps} steps, torch threads "
+        f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f}, data {data_path}",
+        flush=True,
+    )
+    rate = matmul_gflops()
+    print(f"fp32 matmul: {rate:.1f} GFLOP/s", flush=True)
+
+    with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
+        tmp = Path(tmp)
+        cache = tmp / "cache"
+        first = rnnlab_prepare(data_path, cache, tmp / "prep1")
+        cached = rnnlab_prepare(data_path, cache, tmp / "prep2")
+        print(f"rnnlab preprocessing: first run {first:.1f} s, cached {cached:.2f} s", flush=True)
+
+        # the slice: exactly the reviews rnnlab's data.max_reviews picks
+        from rnnlab.data.datamodule import IMDBDataModule
+
+        picker = IMDBDataModule(path=data_path, cache_dir=str(cache), max_reviews=args.reviews)
+        rows = picker._subset(picker._corpus())
+        reviews = load_reviews(data_path)
+        tokenize = tip_tokenizer()
+        if args.no_prep:  # the slice only
+            tip_prep = float("nan")
+            tip_tokens = dict(zip(rows, (tokenize(reviews.texts[i]) for i in rows), strict=True))
+        else:
+            start = time.perf_counter()
+            tip_tokens = [tokenize(t) for t in reviews.texts]
+            tip_prep = time.perf_counter() - start
+            print(f"tip tokenization of {len(tip_tokens)} reviews: {tip_prep:.1f} s", flush=True)
+        slice_tokens = [tip_tokens[i] for i in rows]
+        slice_labels = [int(reviews.labels[i]) for i in rows]
+        n_reviews = len(reviews)
+        del tip_tokens, reviews, picker
+        gc.collect()
+
+        results = {}
+        with PeakRSS() as rss:
+            results["tip loop (packed)"] = tip_train(
+                args.model, slice_tokens, slice_labels, args.steps
+            )
+        results["tip loop (packed)"]["rss"] = rss.peak
+        print("tip loop done", flush=True)
+        gc.collect()
+        with PeakRSS() as rss:
+            results["rnnlab (train.py)"] = rnnlab_train(
+                args.model, data_path, args.reviews, args.steps, cache, tmp / "train"
+            )
+        results["rnnlab (train.py)"]["rss"] = rss.peak
+
+    per_token = flops_per_token(args.model)
+    print()
+    header = f"{'loop':<20}{'reviews/s':>11}{'tokens/s':>11}{'GFLOP/s':>9}{'of matmul':>11}"
+    print(f"{header}{'peak RSS':>10}")
+    rows_out = {}
+    for name, r in results.items():
+        tps = r["tokens"] / r["seconds"]
+        gflops = tps * per_token / 1e9
+        rows_out[name] = (tps, gflops / rate)
+        print(
+            f"{name:<20}{r['reviews'] / r['seconds']:>11.1f}{tps:>11.0f}{gflops:>9.1f}"
+            f"{gflops / rate:>10.1%}{r['rss'] / 2**20:>8.0f} MB"
+        )
+    print(
+        f"({args.model}: {per_token / 1e6:.2f} MFLOP per token; {results['tip loop (packed)']['steps']}"
+        f" timed steps of {BATCH} reviews each after {WARMUP} warm-up steps; fp32 matmul "
+        f"{rate:.1f} GFLOP/s; peak RSS of the whole process during each loop; "
+        f"max RSS of the run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+    )
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end: other processes share the CPUs)")
+    print()
+    print(f"{'preprocessing':<44}{'seconds':>9}")
+    print(f"{f'tip tokenization, {n_reviews:,} reviews':<44}{tip_prep:>9.1f}")
+    print(f"{'rnnlab first run (fresh cache)':<44}{first:>9.1f}")
+    print(f"{'rnnlab cached run':<44}{cached:>9.2f}")
+    print()
+    tip_tps, _ = rows_out["tip loop (packed)"]
+    ours_tps, ours_fraction = rows_out["rnnlab (train.py)"]
+    print(
+        f"speedup={ours_tps / tip_tps:.2f} tokens_per_s={ours_tps:.0f} tip_tokens_per_s="
+        f"{tip_tps:.0f} peak_fraction={ours_fraction:.3f} prep_speedup={tip_prep / first:.2f} "
+        f"cached_prep_s={cached:.2f}"
+    )
+
+
+if __name__ == "__main__":
+    main()
