@@ -49,7 +49,7 @@ def test_train_eval_predict_round_trip(tmp_path):
 
     shutil.rmtree(tmp_path / "data")  # prediction needs only the checkpoint
     good = run(
-        "predict.py", f"ckpt_path={ckpt}", "text=A wonderful, moving masterpiece.", cwd=tmp_path
+        "predict.py", f"ckpt_path={ckpt}", "text='A wonderful, moving masterpiece.'", cwd=tmp_path
     )
     label, probability = good.stdout.strip().split("\t")
     assert label == "positive" and float(probability) > 0.5

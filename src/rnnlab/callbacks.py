@@ -79,6 +79,10 @@ class MetricsJson(Callback):
 
     def on_fit_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.status = "completed"
+        # read the Timer now: testing a checkpoint later restores its saved clock into the Timer
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        if timer is not None:
+            self.extra["train_seconds"] = round(timer.time_elapsed("train"), 2)
         self.write(trainer, pl_module)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

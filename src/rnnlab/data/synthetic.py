@@ -15,9 +15,66 @@ from pathlib import Path
 
 import numpy as np
 
-POSITIVE = ["great", "excellent", "wonderful", "superb", "brilliant", "moving", "delightful", "masterpiece", "loved", "beautiful"]
-NEGATIVE = ["awful", "terrible", "boring", "dull", "waste", "predictable", "horrible", "worst", "bad", "annoying"]
-NEUTRAL = ["movie", "film", "plot", "actor", "actress", "scene", "story", "character", "director", "camera", "music", "script", "ending", "the", "a", "and", "of", "to", "in", "it", "was", "this", "that", "with", "for", "as", "on", "by", "an", "at", "from", "his", "her", "they"]
+POSITIVE = [
+    "great",
+    "excellent",
+    "wonderful",
+    "superb",
+    "brilliant",
+    "moving",
+    "delightful",
+    "masterpiece",
+    "loved",
+    "beautiful",
+]
+NEGATIVE = [
+    "awful",
+    "terrible",
+    "boring",
+    "dull",
+    "waste",
+    "predictable",
+    "horrible",
+    "worst",
+    "bad",
+    "annoying",
+]
+NEUTRAL = [
+    "movie",
+    "film",
+    "plot",
+    "actor",
+    "actress",
+    "scene",
+    "story",
+    "character",
+    "director",
+    "camera",
+    "music",
+    "script",
+    "ending",
+    "the",
+    "a",
+    "and",
+    "of",
+    "to",
+    "in",
+    "it",
+    "was",
+    "this",
+    "that",
+    "with",
+    "for",
+    "as",
+    "on",
+    "by",
+    "an",
+    "at",
+    "from",
+    "his",
+    "her",
+    "they",
+]
 
 
 def synthetic_reviews(
@@ -56,7 +113,9 @@ def write_dataset(root: str | Path, n: int, kind: str = "archive", seed: int = 0
         with gzip.open(path, "wt", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
             writer.writerow(["review", "sentiment"])
-            writer.writerows((t, "positive" if y else "negative") for t, y in zip(texts, labels, strict=True))
+            writer.writerows(
+                (t, "positive" if y else "negative") for t, y in zip(texts, labels, strict=True)
+            )
         return path
     files = {}
     for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
