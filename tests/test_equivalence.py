@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from packed_weights import copy_packed_weights
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -48,15 +49,6 @@ def padded_noise(lengths: torch.Tensor, steps: int, dtype: torch.dtype, generato
     x = torch.randn(len(lengths), steps, FEATURES, generator=generator, dtype=dtype)
     pad = torch.arange(steps)[None, :] >= lengths[:, None]
     return torch.where(pad[..., None], 10 * torch.randn_like(x), x)
-
-
-def copy_reference(reference: nn.RNNBase, encoder: RecurrentEncoder) -> None:
-    """`weight_ih_l{k}[_reverse]` of the reference -> `encoder.layers[k][direction].weight_ih_l0`."""
-    with torch.no_grad():
-        for name, value in reference.named_parameters():
-            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
-            direction = 1 if name.endswith("_reverse") else 0
-            getattr(encoder.layers[int(layer)][direction], f"{base}_l0").copy_(value)
 
 
 def loss_of(head: nn.Linear, out, final, labels, step_weights):
@@ -89,7 +81,7 @@ def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, 
     ).to(dtype)
     encoder = RecurrentEncoder(cell, FEATURES, HIDDEN, num_layers, bidirectional).to(dtype)
     encoder.shards = shards  # 3: rows split over parallel threads (9 rows: 3 shards of 3)
-    copy_reference(reference, encoder)
+    copy_packed_weights(reference, encoder)
     head = nn.Linear(encoder.output_size, 1).to(dtype)
 
     for batch in (1, 2, 9):  # a lone review, a pair, a mixed batch

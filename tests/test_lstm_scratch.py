@@ -9,6 +9,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
+from packed_weights import copy_packed_weights
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -51,15 +52,6 @@ def test_state_dict_loads_both_ways_and_outputs_match():
     torch.testing.assert_close(back(x, state)[0], fresh(x, state)[0], atol=ATOL, rtol=0)
 
 
-def copy_into_encoder(reference: nn.LSTM, encoder: RecurrentEncoder) -> None:
-    """nn.LSTM's weight_ih_l{k}[_reverse] -> encoder.layers[k][direction].weight_ih_l0."""
-    with torch.no_grad():
-        for name, value in reference.named_parameters():
-            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
-            direction = 1 if name.endswith("_reverse") else 0
-            getattr(encoder.layers[int(layer)][direction], f"{base}_l0").copy_(value)
-
-
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_encoder_matches_packed_lstm_outputs_and_gradients(bidirectional, num_layers):
@@ -72,7 +64,7 @@ def test_encoder_matches_packed_lstm_outputs_and_gradients(bidirectional, num_la
         "lstm_scratch", 5, hidden, num_layers, bidirectional, direction_factory=make_direction
     )
     assert all(isinstance(d, ScratchLSTM) for layer in encoder.layers for d in layer)
-    copy_into_encoder(reference, encoder)
+    copy_packed_weights(reference, encoder)
 
     x, lengths = random_batch(seed=2)
     x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
