@@ -145,6 +145,16 @@ def test_bilstm_tuned_builds_its_schedule_and_early_stopping(tmp_path):
     assert scheduler.T_max == cfg.trainer.max_epochs
 
 
+@pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
+def test_tuned_family_experiments_share_the_bilstm_recipe(tmp_path, family):
+    bilstm = compose_train(["experiment=bilstm_tuned"], tmp_path)
+    cfg = compose_train([f"experiment={family}_tuned"], tmp_path)
+    assert (cfg.model.cell, cfg.model.name, cfg.model.bidirectional) == (family, family, False)
+    for key in ("data.preprocess", "trainer", "callbacks.early_stopping", "model.optimizer"):
+        assert OmegaConf.select(cfg, key) == OmegaConf.select(bilstm, key)
+    assert cfg.model.pooling == bilstm.model.pooling == "final+max"
+
+
 def test_optuna_search_space_names_real_keys(tmp_path):
     cfg = compose_train(["hparams_search=optuna"], tmp_path, hydra=True)
     sweeper = cfg.hydra.sweeper
