@@ -13,6 +13,8 @@ Writes comparison.md and comparison.csv (model, parameters, best and final valid
 test accuracy, epochs, seconds per epoch, ...) and comparison.png (validation accuracy and loss
 per epoch, every run on shared axes) into --out: by default the DIR when there is one, else
 ./comparison. Accuracies in the Markdown table are percentages; the CSV keeps fractions.
+A run fitted in one pass (model=tfidf_logreg) has no epochs: the table says "single fit" and
+the picture draws its validation accuracy and loss as dotted levels across the epoch axis.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ COLUMNS = [
     "final_val_acc",
     "test_acc",
     "epochs",
+    "single_fit",
     "seconds_per_epoch",
     "train_seconds",
     "best_val_loss",
@@ -165,6 +168,8 @@ def read_run(run: Path, name: str) -> dict[str, Any]:
         "final_val_acc": _finite(history[-1].get("val/acc")) if history else None,
         "test_acc": test_acc,
         "epochs": epochs,
+        # fitted in one pass (the linear baseline): no per-epoch curve
+        "single_fit": bool(record.get("single_fit")),
         "seconds_per_epoch": round(seconds / epochs, 2) if seconds and epochs else None,
         "train_seconds": seconds,
         "best_val_loss": min(losses, default=None),
@@ -235,7 +240,7 @@ def markdown(rows: list[dict[str, Any]], dirs: Sequence[Path], image: str | None
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
     for r in rows:
         best = _pct(r["best_val_acc"])
-        if best and r["best_epoch"] is not None:
+        if best and r["best_epoch"] is not None and not r["single_fit"]:
             best += f" ({r['best_epoch']})"
         cells = [
             r["run"],
@@ -245,7 +250,7 @@ def markdown(rows: list[dict[str, Any]], dirs: Sequence[Path], image: str | None
             best,
             _pct(r["final_val_acc"]),
             _pct(r["test_acc"]),
-            r["epochs"],
+            "single fit" if r["single_fit"] else r["epochs"],
             r["seconds_per_epoch"],
         ] + ([r["settings"]] if show_settings else [])
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
@@ -282,14 +287,18 @@ def plot(rows: list[dict[str, Any]], path: Path) -> list[str]:
         for ax, key in ((acc_ax, "val/acc"), (loss_ax, "val/loss")):
             values = [_finite(h.get(key)) for h in row["history"]]
             values = [math.nan if v is None else v for v in values]
-            (line,) = ax.plot(epochs, values, **({"marker": "o", "markersize": 3} | style))
+            if row["single_fit"] and len(values) == 1:  # a level to beat, across all epochs
+                line = ax.axhline(values[0], **({"linestyle": ":"} | style))
+            else:
+                (line,) = ax.plot(epochs, values, **({"marker": "o", "markersize": 3} | style))
         if label is not None:
             handles.append(line)
             labels.append(label)
 
     for i, row in enumerate(labeled):
         best = _pct(row["best_val_acc"])
-        draw(row, f"{row['run']} ({best}%)", color=colours(i), linewidth=1.8)
+        fit = ", single fit" if row["single_fit"] else ""
+        draw(row, f"{row['run']} ({best}%{fit})", color=colours(i), linewidth=1.8)
     for row in grey:
         draw(row, None, color="0.7", linewidth=0.8, zorder=0)
     if grey:
