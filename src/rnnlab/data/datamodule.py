@@ -130,17 +130,7 @@ class IMDBDataModule(L.LightningDataModule):
         if self._sets:
             return
         corpus = self._corpus()
-        try:
-            rows = self._subset(corpus)
-            train, val, test = self._split(corpus, rows)
-        except DataError:
-            raise
-        except ValueError as err:  # scikit-learn: too few reviews of a class to stratify
-            raise DataError(
-                f"Cannot split the reviews of {self.source_path()} for split="
-                f"{self.split['name']} ({err}). Each part needs reviews of both classes: use "
-                "more reviews (a larger data.max_reviews, or null for all of them)."
-            ) from err
+        rows, train, val, test = self._rows(corpus)
         self.vocab = self._build_vocab(
             corpus, rows if self.vocab_settings["fit_on"] == "all" else train
         )
@@ -166,6 +156,35 @@ class IMDBDataModule(L.LightningDataModule):
             len(self.vocab),
             f", max_len {max_len}" if max_len else "",
         )
+
+    def _rows(self, corpus: Corpus) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The reviews used (all, or the max_reviews subset), then their train/val/test rows."""
+        try:
+            rows = self._subset(corpus)
+            return rows, *self._split(corpus, rows)
+        except DataError:
+            raise
+        except ValueError as err:  # scikit-learn: too few reviews of a class to stratify
+            raise DataError(
+                f"Cannot split the reviews of {self.source_path()} for split="
+                f"{self.split['name']} ({err}). Each part needs reviews of both classes: use "
+                "more reviews (a larger data.max_reviews, or null for all of them)."
+            ) from err
+
+    def token_splits(self) -> dict[str, tuple[list[list[str]], np.ndarray]]:
+        """Train, val and test as (token lists, labels): the reviews `setup` splits, as words
+        rather than vocabulary ids, for models that build their own features (the linear
+        baseline). No vocabulary is built; `summary()` reports these split sizes."""
+        corpus = self._corpus()
+        _, train, val, test = self._rows(corpus)
+        table = np.array(corpus.tokens, dtype=object)
+        parts = {"train": train, "val": val, "test": test}
+        self.sizes = {name: len(part) for name, part in parts.items()}
+        self._loaded = None
+        return {
+            name: ([table[corpus.review(i)].tolist() for i in part], corpus.labels[part])
+            for name, part in parts.items()
+        }
 
     def _subset(self, corpus: Corpus) -> np.ndarray:
         rows = np.arange(len(corpus))
