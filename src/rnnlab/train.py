@@ -11,7 +11,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
@@ -120,16 +120,15 @@ def tensorboard_hparams(cfg: DictConfig, n_params: int) -> dict[str, Any]:
 
 
 @rank_zero_only
-def log_hyperparameters(cfg: DictConfig, model: SentimentModule, trainer: L.Trainer) -> None:
+def log_hyperparameters(cfg: DictConfig, n_params: int, loggers: list[Logger]) -> None:
     """Record the whole composed config with every logger, and give TensorBoard's HParams tab
     this run's hyperparameters beside its final val/acc and test/acc."""
-    if not trainer.loggers:
+    if not loggers:
         return
     params = OmegaConf.to_container(cfg, resolve=True)
     params.pop("paths", None)
-    n_params = sum(p.numel() for p in model.parameters())
     params["model/params"] = n_params
-    for logger in trainer.loggers:
+    for logger in loggers:
         logger.log_hyperparams(params)
         if isinstance(logger, TensorBoardLogger):
             from torch.utils.tensorboard.summary import hparams
@@ -142,12 +141,17 @@ def log_hyperparameters(cfg: DictConfig, model: SentimentModule, trainer: L.Trai
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Fit (and test) one configuration; returns the trainer's final metrics."""
+    """Fit (and test) one configuration; returns the final metrics (the trainer's, or the linear
+    baseline's, named alike)."""
     configure_threads(cfg.get("threads"))
+    from rnnlab.linear import is_linear, train_linear
+
+    if is_linear(cfg.model):  # fits in one pass, without a Trainer
+        return train_linear(cfg)
     standard_start_method()
     L.seed_everything(cfg.seed, workers=True)
     datamodule, model, trainer = build(cfg)
-    log_hyperparameters(cfg, model, trainer)
+    log_hyperparameters(cfg, sum(p.numel() for p in model.parameters()), trainer.loggers)
     with ddp_children_follow_this_job(trainer.world_size):
         if cfg.get("train", True):
             if cfg.get("ckpt_path"):

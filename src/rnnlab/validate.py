@@ -102,6 +102,15 @@ def rules() -> dict[str, Rule]:
         "model.pooling": _pooling(),
         "model.optimizer.lr": _positive(),
         "model.optimizer.weight_decay": _non_negative(),
+        # the linear baseline (model=tfidf_logreg)
+        "model.ngram_max": _integer(1),
+        "model.min_df": _integer(1),
+        "model.sublinear_tf": _boolean(),
+        "model.C": _positive(),
+        "model.solver": _choice(
+            ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
+        ),
+        "model.max_iter": _integer(1),
         "data.batch_size": _integer(1),
         "data.eval_batch_size": _integer(1, nullable=True),
         "data.max_reviews": _integer(2, nullable=True),
