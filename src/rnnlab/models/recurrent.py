@@ -24,7 +24,12 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
+from rnnlab.models.fast_rnn import FastRNN
+
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# what make_direction builds: PyTorch's modules, but the tanh RNN's hand-differentiated subclass
+DIRECTIONS: dict[str, type[nn.RNNBase]] = {**CELLS, "rnn": FastRNN}
+_SHARDABLE = frozenset({*CELLS.values(), *DIRECTIONS.values()})  # keep no per-call state
 
 
 def reverse_valid(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -39,7 +44,7 @@ def make_direction(cell: str, input_size: int, hidden_size: int) -> nn.Module:
     """One single-layer, one-direction recurrent module mapping (B, T, I) -> ((B, T, H), state)."""
     if cell not in CELLS:
         raise ValueError(f"unknown cell {cell!r}; choose one of {sorted(CELLS)}")
-    return CELLS[cell](input_size, hidden_size, batch_first=True)
+    return DIRECTIONS[cell](input_size, hidden_size, batch_first=True)
 
 
 class RecurrentEncoder(nn.Module):
@@ -105,7 +110,7 @@ class RecurrentEncoder(nn.Module):
     def _shard_count(self, x: torch.Tensor) -> int:
         if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
             return 1
-        if not all(type(d) in CELLS.values() for layer in self.layers for d in layer):
+        if not all(type(d) in _SHARDABLE for layer in self.layers for d in layer):
             return 1  # a hand-written cell may keep per-call state; keep it on one thread
         if self.shards is not None:
             return max(1, min(self.shards, len(x)))

@@ -1,0 +1,132 @@
+"""A tanh RNN direction for CPU training whose backward is written out by hand.
+
+PyTorch's CPU `nn.RNN` records every time step in autograd (a small matmul, an add and a tanh,
+each a node), and its backward runs one small weight-gradient matmul per step. `FastRNN` keeps
+`nn.RNN`'s parameters and state-dict names and does the arithmetic as one autograd node:
+
+- forward: one big matmul projects every step's input (x W_ih^T + b_ih + b_hh) into the output
+  buffer, then a loop of in-place `addmm_` + `tanh_` turns it into h_t step by step;
+- backward through time: per step only dz_t = (g_t + dz_{t+1} W_hh) * (1 - h_t^2), an `addmm`
+  and a `tanh_backward` into one preallocated buffer; the weight, bias and input gradients are
+  then single big matmuls over all steps.
+
+GPU (cuDNN), packed input, several layers or directions, `relu`, no bias, a projection,
+unbatched input and autocast all go to `nn.RNN.forward` unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.autograd.function import once_differentiable
+
+_tanh_backward = torch.ops.aten.tanh_backward.grad_input  # g * (1 - h^2) in one pass, as autograd
+
+
+class FastRNN(nn.RNN):
+    """`nn.RNN` whose CPU tanh single-layer case runs as one hand-differentiated node."""
+
+    def forward(self, input, hx=None):  # nn.RNN's own argument names
+        if not self._fast_path(input, hx):
+            return super().forward(input, hx)
+        x = input if self.batch_first else input.transpose(0, 1)
+        h0 = None if hx is None else hx[0]
+        weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        out = _TanhRecurrence.apply(x.contiguous(), h0, *weights)  # (B, T, H)
+        h_n = out[:, -1].unsqueeze(0)
+        return (out if self.batch_first else out.transpose(0, 1)), h_n
+
+    def _fast_path(self, input, hx) -> bool:
+        return (
+            isinstance(input, torch.Tensor)
+            and input.device.type == "cpu"
+            and input.dim() == 3
+            and input.size(0) > 0
+            and input.size(1) > 0
+            and self.mode == "RNN_TANH"
+            and self.num_layers == 1
+            and not self.bidirectional
+            and self.bias
+            and self.proj_size == 0
+            and input.size(2) == self.input_size
+            and input.dtype == self.weight_ih_l0.dtype
+            and (hx is None or self._fits(hx, input))
+            and not torch.is_autocast_enabled("cpu")
+        )
+
+    def _fits(self, hx: torch.Tensor, input: torch.Tensor) -> bool:
+        batch = input.size(0 if self.batch_first else 1)
+        shape = (1, batch, self.hidden_size)
+        return tuple(hx.shape) == shape and hx.dtype == input.dtype and hx.device == input.device
+
+
+class _TanhRecurrence(torch.autograd.Function):
+    """x (B, T, I) batch first and contiguous, h0 (B, H) or None -> every step's h_t (B, T, H).
+
+    Each step works on a row-strided (B, H) slice of the (B, T, H) buffers in place, so nothing
+    is transposed or copied; MKL reads and writes the strided rows directly.
+    """
+
+    @staticmethod
+    def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
+        batch, steps, features = x.shape
+        projected = torch.addmm(b_ih + b_hh, x.view(-1, features), w_ih.t())
+        out = projected.view(batch, steps, -1)
+        w_hh_t = w_hh.t()
+        first, *rest = out.unbind(1)  # views into `out`: each step overwrites its own slice
+        if h0 is not None:
+            first.addmm_(h0, w_hh_t)
+        previous = first.tanh_()
+        for h in rest:
+            previous = h.addmm_(previous, w_hh_t).tanh_()
+        ctx.save_for_backward(x, h0, w_ih, w_hh, out)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        x, h0, w_ih, w_hh, out = ctx.saved_tensors
+        batch, steps, features = x.shape
+        hidden = w_hh.size(0)
+        # dL/dz_t = (g_t + dL/dz_{t+1} W_hh) * (1 - h_t^2), written step by step into `dz`
+        dz = torch.empty_like(out, memory_format=torch.contiguous_format)
+        dzs, grads, hs = dz.unbind(1), grad_out.unbind(1), out.unbind(1)
+        dzs[-1].copy_(grads[-1])
+        _tanh_backward(dzs[-1], hs[-1], grad_input=dzs[-1])
+        for t in range(steps - 2, -1, -1):
+            torch.addmm(grads[t], dzs[t + 1], w_hh, out=dzs[t])
+            _tanh_backward(dzs[t], hs[t], grad_input=dzs[t])
+        rows = dz.view(-1, hidden)
+        grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_bias = grad_bias_hh = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (rows @ w_ih).view(batch, steps, features)
+        if ctx.needs_input_grad[1]:
+            grad_h0 = dzs[0] @ w_hh
+        if ctx.needs_input_grad[2]:
+            grad_w_ih = rows.t() @ x.view(-1, features)
+        if ctx.needs_input_grad[3]:
+            grad_w_hh = _recurrent_weight_grad(dz, out, h0)
+        if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
+            grad_bias = rows.sum(0)
+            # two parameters must not share one gradient tensor (.grad may take it over as is)
+            grad_bias_hh = grad_bias.clone()
+        return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias, grad_bias_hh
+
+
+def _recurrent_weight_grad(dz: torch.Tensor, out: torch.Tensor, h0: torch.Tensor | None):
+    """sum over b, t of dz[b, t]^T h[b, t-1], as one matmul over the contiguous (B*T, H) rows.
+
+    Row b*T + t of dz pairs with row b*T + t - 1 of out, which is h[b, t-1] except at t = 0,
+    where it is the previous review's last step: that product is subtracted again, and h0
+    (zeros when None) is the true partner of the first step.
+    """
+    batch, steps, hidden = dz.shape
+    if steps == 1:
+        grad = dz.new_zeros(hidden, hidden)
+    else:
+        grad = dz.view(-1, hidden)[1:].t() @ out.view(-1, hidden)[:-1]
+        if batch > 1:
+            grad.addmm_(dz[1:, 0].t(), out[:-1, -1], alpha=-1)
+    if h0 is not None:
+        grad.addmm_(dz[:, 0].t(), h0)
+    return grad
