@@ -29,12 +29,11 @@ class FastRNN(nn.RNN):
     def forward(self, input, hx=None):  # nn.RNN's own argument names
         if not self._fast_path(input, hx):
             return super().forward(input, hx)
-        x = input if self.batch_first else input.transpose(0, 1)
+        x = input.transpose(0, 1) if self.batch_first else input  # time major (T, B, I)
         h0 = None if hx is None else hx[0]
         weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
-        out = _TanhRecurrence.apply(x.contiguous(), h0, *weights)  # (B, T, H)
-        h_n = out[:, -1].unsqueeze(0)
-        return (out if self.batch_first else out.transpose(0, 1)), h_n
+        out = _TanhRecurrence.apply(x, h0, *weights)  # (T, B, H), contiguous
+        return (out.transpose(0, 1) if self.batch_first else out), out[-1:]
 
     def _fast_path(self, input, hx) -> bool:
         return (
@@ -61,19 +60,21 @@ class FastRNN(nn.RNN):
 
 
 class _TanhRecurrence(torch.autograd.Function):
-    """x (B, T, I) batch first and contiguous, h0 (B, H) or None -> every step's h_t (B, T, H).
+    """x (T, B, I), h0 (B, H) or None -> every step's h_t, (T, B, H).
 
-    Each step works on a row-strided (B, H) slice of the (B, T, H) buffers in place, so nothing
-    is transposed or copied; MKL reads and writes the strided rows directly.
+    Time major, so each step's (B, H) slice of the buffers is contiguous (a batch-first input is
+    copied once, which a shard's row slice needs anyway), and the recurrent weight's gradient
+    pairs dz[1:] with h[:-1] as one matmul.
     """
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
-        batch, steps, features = x.shape
+        steps, batch, features = x.shape
+        x = x.contiguous()
         projected = torch.addmm(b_ih + b_hh, x.view(-1, features), w_ih.t())
-        out = projected.view(batch, steps, -1)
+        out = projected.view(steps, batch, -1)
         w_hh_t = w_hh.t()
-        first, *rest = out.unbind(1)  # views into `out`: each step overwrites its own slice
+        first, *rest = out.unbind(0)  # views into `out`: each step overwrites its own slice
         if h0 is not None:
             first.addmm_(h0, w_hh_t)
         previous = first.tanh_()
@@ -86,11 +87,11 @@ class _TanhRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
-        batch, steps, features = x.shape
+        steps, batch, features = x.shape
         hidden = w_hh.size(0)
         # dL/dz_t = (g_t + dL/dz_{t+1} W_hh) * (1 - h_t^2), written step by step into `dz`
-        dz = torch.empty_like(out, memory_format=torch.contiguous_format)
-        dzs, grads, hs = dz.unbind(1), grad_out.unbind(1), out.unbind(1)
+        dz = torch.empty_like(out)
+        dzs, grads, hs = dz.unbind(0), grad_out.unbind(0), out.unbind(0)
         dzs[-1].copy_(grads[-1])
         _tanh_backward(dzs[-1], hs[-1], grad_input=dzs[-1])
         for t in range(steps - 2, -1, -1):
@@ -99,34 +100,17 @@ class _TanhRecurrence(torch.autograd.Function):
         rows = dz.view(-1, hidden)
         grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_bias = grad_bias_hh = None
         if ctx.needs_input_grad[0]:
-            grad_x = (rows @ w_ih).view(batch, steps, features)
+            grad_x = (rows @ w_ih).view(steps, batch, features)
         if ctx.needs_input_grad[1]:
             grad_h0 = dzs[0] @ w_hh
         if ctx.needs_input_grad[2]:
             grad_w_ih = rows.t() @ x.view(-1, features)
         if ctx.needs_input_grad[3]:
-            grad_w_hh = _recurrent_weight_grad(dz, out, h0)
+            grad_w_hh = dz[1:].view(-1, hidden).t() @ out[:-1].view(-1, hidden)
+            if h0 is not None:  # without it, h_{-1} = 0 adds nothing
+                grad_w_hh.addmm_(dzs[0].t(), h0)
         if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
             grad_bias = rows.sum(0)
             # two parameters must not share one gradient tensor (.grad may take it over as is)
             grad_bias_hh = grad_bias.clone()
         return grad_x, grad_h0, grad_w_ih, grad_w_hh, grad_bias, grad_bias_hh
-
-
-def _recurrent_weight_grad(dz: torch.Tensor, out: torch.Tensor, h0: torch.Tensor | None):
-    """sum over b, t of dz[b, t]^T h[b, t-1], as one matmul over the contiguous (B*T, H) rows.
-
-    Row b*T + t of dz pairs with row b*T + t - 1 of out, which is h[b, t-1] except at t = 0,
-    where it is the previous review's last step: that product is subtracted again, and h0
-    (zeros when None) is the true partner of the first step.
-    """
-    batch, steps, hidden = dz.shape
-    if steps == 1:
-        grad = dz.new_zeros(hidden, hidden)
-    else:
-        grad = dz.view(-1, hidden)[1:].t() @ out.view(-1, hidden)[:-1]
-        if batch > 1:
-            grad.addmm_(dz[1:, 0].t(), out[:-1, -1], alpha=-1)
-    if h0 is not None:
-        grad.addmm_(dz[:, 0].t(), h0)
-    return grad
