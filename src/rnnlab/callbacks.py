@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+
+from rnnlab.atomic import atomic_write
 
 
 def _number(value: Any) -> float | None:
@@ -135,8 +135,5 @@ class MetricsJson(Callback):
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".metrics", suffix=".json")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.summary(trainer, pl_module), f, indent=2)
-        os.replace(tmp, self.path)
+        text = json.dumps(self.summary(trainer, pl_module), indent=2)
+        atomic_write(self.path, lambda f: f.write(text.encode()))

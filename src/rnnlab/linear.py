@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from rnnlab.atomic import atomic_write
 from rnnlab.errors import ConfigError
 from rnnlab.module import _metrics
 
@@ -109,20 +108,6 @@ def scores(prefix: str, logits: np.ndarray, labels: np.ndarray) -> dict[str, flo
     return values | {f"{prefix}loss": float(loss)}
 
 
-def atomic_write(path: Path, dump: Callable[[str], Any]) -> None:
-    """`dump(temp path)` writes beside `path`, which is then replaced in one step: readers see
-    the old file or the new one, never a half-written one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}", suffix=".tmp")
-    os.close(fd)
-    try:
-        dump(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _refuse_resume(cfg: DictConfig) -> None:
     if cfg.get("ckpt_path") or not cfg.get("train", True):
         raise ConfigError(
@@ -154,7 +139,8 @@ def train_linear(cfg: DictConfig) -> dict[str, float]:
     record: dict[str, Any] = {"status": "running", "error": None, "model": model.name}
 
     def write() -> None:
-        atomic_write(metrics_path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=2)))
+        text = json.dumps(record, indent=2)
+        atomic_write(metrics_path, lambda f: f.write(text.encode()))
 
     write()
     try:
@@ -169,7 +155,7 @@ def train_linear(cfg: DictConfig) -> dict[str, float]:
         if cfg.get("test", False):
             test = scores("test/", model.logits(splits["test"][0]), splits["test"][1])
         path = checkpoints / f"{model.name}.joblib"
-        atomic_write(path, lambda tmp: joblib.dump(model, tmp))
+        atomic_write(path, lambda f: joblib.dump(model, f))
     except BaseException as error:
         record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
         record["error"] = f"{type(error).__name__}: {error}"

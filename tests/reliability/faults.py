@@ -62,7 +62,7 @@ _real_open = builtins.open
 
 def _tearing_open(file, mode="r", *args, **kwargs):
     handle = _real_open(file, mode, *args, **kwargs)
-    if "w" not in mode and "a" not in mode:
+    if not set(mode) & set("wax+"):  # opened for reading only
         return handle
 
     class Torn:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 import zipfile
 from concurrent.futures import ProcessPoolExecutor
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rnnlab.atomic import atomic_write
 from rnnlab.data.preprocess import Preprocessor
 from rnnlab.data.sources import Reviews
 
@@ -145,17 +145,7 @@ def save_corpus(corpus: Corpus, file: Path, meta: dict) -> None:
         "official": corpus.official if corpus.official is not None else np.array([], dtype="<U5"),
     }
     meta = {**meta, "checksum": _checksum(arrays)}
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=file.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, meta=np.array(json.dumps(meta)), **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(file, lambda f: np.savez(f, meta=np.array(json.dumps(meta)), **arrays))
 
 
 def load_corpus(file: Path) -> Corpus | None:

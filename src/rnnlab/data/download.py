@@ -19,6 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from rnnlab.atomic import fsync_dir
+
 logger = logging.getLogger(__name__)
 
 IMDB_URL: str = "https://ai.stanford.edu/~amaas/data/sentiment/aclImdb_v1.tar.gz"
@@ -130,20 +132,6 @@ def _fetch(url: str, part: Path, *, timeout: float, progress: bool) -> str:
     return hasher.hexdigest()
 
 
-def _fsync_dir(directory: Path) -> None:
-    """Persist a rename on POSIX; a no-op where directories cannot be opened (Windows)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def download(
     url: str,
     dest: Path,
@@ -203,7 +191,7 @@ def download(
             f"check it with sha256sum and put it at {dest}."
         )
     os.replace(part, dest)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     logger.info("Saved %s", dest)
     return dest
 
