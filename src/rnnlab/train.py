@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rnnlab.callbacks import MetricsJson
 from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
+from rnnlab.linear import is_linear, train_linear
 from rnnlab.module import SentimentModule
 from rnnlab.sweeps import configure_threads, ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
@@ -144,8 +145,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one configuration; returns the final metrics (the trainer's, or the linear
     baseline's, named alike)."""
     configure_threads(cfg.get("threads"))
-    from rnnlab.linear import is_linear, train_linear
-
     if is_linear(cfg.model):  # fits in one pass, without a Trainer
         return train_linear(cfg)
     standard_start_method()
