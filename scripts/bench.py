@@ -112,14 +112,16 @@ class StepClock(Callback):
         self.warmup = warmup
         self.start: float | None = None
         self.end: float | None = None
-        self.tokens = self.reviews = self.steps = 0
+        self.tokens = self.reviews = self.steps = self.seen = 0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if batch_idx == self.warmup:
+        # a count of its own, not batch_idx: batch_idx restarts each epoch when --steps is longer
+        if self.seen == self.warmup:
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if batch_idx >= self.warmup:
+        self.seen += 1
+        if self.seen > self.warmup:
             self.end = time.perf_counter()
             self.tokens += int(batch[1].sum())
             self.reviews += len(batch[1])

@@ -32,6 +32,7 @@ from rnnlab.data.vocab import Vocab
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.lstm_scratch import ScratchLSTM
 from rnnlab.models.recurrent import reverse_valid
+from rnnlab.train import instantiate_model
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only backend)
@@ -260,9 +261,7 @@ def compare(cfg: DictConfig) -> dict[str, dict]:
             L.seed_everything(cfg.seed, workers=True)
             initial = type(trained)(**trained.hparams)
         else:
-            initial = hydra.utils.instantiate(
-                model_cfg, vocab=datamodule.vocab.itos, preprocess=preprocess, _convert_="all"
-            )
+            initial = instantiate_model(model_cfg, datamodule.vocab.itos, preprocess)
         own_batch = _reencode(batch, datamodule.vocab.itos, initial)
         before = median_curve(step_gradient_norms(initial.net, *own_batch))
         if name in checkpoints:
