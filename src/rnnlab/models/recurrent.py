@@ -100,12 +100,16 @@ class RecurrentEncoder(nn.Module):
             return _Sharded.apply(self, lengths, bounds, steps, masks, x, *params)
         inference = torch.is_inference_mode_enabled()
 
-        def run(k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        outputs = x.new_empty((len(x), x.size(1), self.output_size))
+
+        def run(k: int) -> torch.Tensor:
             (lo, hi), t = bounds[k], steps[k]
             with torch.inference_mode() if inference else torch.no_grad():
-                return self._dense(x[lo:hi, :t], lengths[lo:hi], _rows(masks, lo, hi, t))
+                out, final = self._dense(x[lo:hi, :t], lengths[lo:hi], _rows(masks, lo, hi, t))
+                _place(outputs, lo, hi, out)  # inference mode is per thread, as is its tensor
+            return final
 
-        return _join(_in_parallel(run, shards), x.size(1))
+        return outputs, torch.cat(_in_parallel(run, shards))
 
     def _shard_count(self, x: torch.Tensor) -> int:
         if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
@@ -154,10 +158,11 @@ def _rows(masks: list, lo: int, hi: int, steps: int) -> list:
     return [None if m is None else m[lo:hi, :steps] for m in masks]
 
 
-def _join(parts: list[tuple[torch.Tensor, torch.Tensor]], steps: int):
-    """Shards' (outputs, finals) -> the batch's, outputs zero-padded back to `steps`."""
-    outputs = [nn.functional.pad(out, (0, 0, 0, steps - out.size(1))) for out, _ in parts]
-    return torch.cat(outputs), torch.cat([final for _, final in parts])
+def _place(target: torch.Tensor, lo: int, hi: int, part: torch.Tensor) -> None:
+    """Write one shard's rows into the batch's tensor, zeros past the shard's last step. Each
+    shard copies from its own thread; joined on the main thread, the copies were serial work."""
+    target[lo:hi, : part.size(1)].copy_(part)
+    target[lo:hi, part.size(1) :].zero_()
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -202,24 +207,30 @@ class _Sharded(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, encoder, lengths, bounds, steps, masks, x, *params):
+        outputs = x.new_empty((len(x), x.size(1), encoder.output_size))
+
         def run(k: int):
             (lo, hi), t = bounds[k], steps[k]
             with torch.enable_grad():
                 rows = x[lo:hi, :t].detach().requires_grad_(x.requires_grad)
                 out, final = encoder._dense(rows, lengths[lo:hi], _rows(masks, lo, hi, t))
+            _place(outputs, lo, hi, out.detach())
             return rows, out, final
 
         ctx.set_materialize_grads(False)  # per-step outputs often get no gradient (final pooling)
         ctx.shards = _in_parallel(run, len(bounds))
-        ctx.bounds, ctx.steps, ctx.params = bounds, x.size(1), params
+        ctx.bounds, ctx.params, ctx.input_shape = bounds, params, x.shape
         ctx.input_needs_grad = x.requires_grad
-        return _join([(out.detach(), final.detach()) for _, out, final in ctx.shards], x.size(1))
+        return outputs, torch.cat([final.detach() for _, _, final in ctx.shards])
 
     @staticmethod
     def backward(ctx, grad_out, grad_final):
         if grad_out is None and grad_final is None:
             ctx.shards = None
             return (None,) * (6 + len(ctx.params))
+
+        some_grad = grad_out if grad_out is not None else grad_final
+        grad_x = some_grad.new_empty(ctx.input_shape) if ctx.input_needs_grad else None
 
         def run(k: int):
             rows, out, final = ctx.shards[k]
@@ -231,14 +242,14 @@ class _Sharded(torch.autograd.Function):
                 if grad is not None
             ]
             outputs, grads = zip(*pairs, strict=True)
-            return torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
+            grads = torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
+            if grad_x is None:
+                return grads
+            _place(grad_x, lo, hi, grads[0])
+            return grads[1:]
 
         per_shard = _in_parallel(run, len(ctx.shards))
         ctx.shards = None  # free the shards' graphs
-        grad_x = None
-        if ctx.input_needs_grad:
-            grad_x = _join([(g[0], g[0][:, 0]) for g in per_shard], ctx.steps)[0]
-            per_shard = [g[1:] for g in per_shard]
         grad_params = []
         for i in range(len(ctx.params)):
             parts = [g[i] for g in per_shard if g[i] is not None]
