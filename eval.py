@@ -1,9 +1,12 @@
 """Test a checkpoint: `python eval.py ckpt_path=outputs/runs/.../checkpoints/last.ckpt`."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.errors import exit_on_error
+from rnnlab.errors import exit_on_error, refuse_null_groups
 from rnnlab.evaluate import run
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
     main()

@@ -1,9 +1,12 @@
 """Label reviews with a checkpoint: `python predict.py ckpt_path=CKPT text="..."` or `file=reviews.txt`."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.errors import exit_on_error
+from rnnlab.errors import exit_on_error, refuse_null_groups
 from rnnlab.predict import run
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
     main()

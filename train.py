@@ -1,9 +1,12 @@
 """Train a recurrent sentiment classifier: `python train.py model=bilstm` (see conf/train.yaml)."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
-from rnnlab.errors import exit_on_error
+from rnnlab.errors import exit_on_error, refuse_null_groups
 from rnnlab.train import run
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
     main()

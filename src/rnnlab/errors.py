@@ -12,8 +12,9 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 log = logging.getLogger("rnnlab")
 
@@ -71,6 +72,24 @@ def exit_on_error() -> Iterator[None]:
             # would end the whole sweep at its first failed job
             raise
         raise SystemExit(1) from None
+
+
+def refuse_null_groups(argv: Sequence[str], config_dir: Path) -> None:
+    """Hydra cannot set a config group to null: `logger=null` fails with a traceback while the
+    config is composed, before any job code runs. Say how to drop or swap the group instead."""
+    for arg in argv:
+        key, eq, value = arg.partition("=")
+        group = key.lstrip("+")
+        if eq and value.strip().lower() == "null" and (config_dir / group).is_dir():
+            options = ", ".join(sorted(p.stem for p in (config_dir / group).glob("*.yaml")))
+            print(
+                f"Invalid configuration: {arg} cannot set the config group {group!r} to null. "
+                f"To run without it, write ~{group} instead; to pick another, write "
+                f"{group}=NAME with NAME one of: {options} (files in {config_dir / group}).",
+                file=sys.stderr,
+                flush=True,
+            )
+            raise SystemExit(1)
 
 
 def _in_sweep_job() -> bool:

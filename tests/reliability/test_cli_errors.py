@@ -68,6 +68,15 @@ def test_train_missing_data_path(cli, tmp_path: Path) -> None:
     assert "does not exist" in (tmp_path / "run" / "train.log").read_text()
 
 
+@pytest.mark.parametrize("script", ["train.py", "eval.py", "predict.py"])
+@pytest.mark.parametrize("override", ["logger=null", "+logger=NULL"])
+def test_a_config_group_set_to_null_says_how_to_drop_it(cli, script: str, override: str) -> None:
+    """Hydra itself fails on `logger=null` while composing; the scripts catch it first."""
+    message = _last_paragraph(cli(script, override))
+    assert message.startswith(f"Invalid configuration: {override} cannot set the config group")
+    assert "write ~logger instead" in message and "one of: tensorboard" in message
+
+
 def test_train_invalid_values_before_reading_data(cli, tmp_path: Path) -> None:
     stderr = cli("train.py", f"data.path={tmp_path / 'nope'}", "model.hidden_size=0")
     message = _last_paragraph(stderr)
