@@ -30,7 +30,7 @@ def instantiate_model(
     model_cfg: DictConfig, vocab: list[str], preprocess: dict[str, Any]
 ) -> SentimentModule:
     """The model config, sized from a vocabulary. The vocabulary goes to the partial, not to
-    instantiate(): Hydra would merge a 30,000-word list into the config first (~20 s)."""
+    instantiate(): Hydra would first merge the whole word list into the config, node by node."""
     build_model = hydra.utils.instantiate(model_cfg, _partial_=True, _convert_="all")
     return build_model(vocab=vocab, preprocess=preprocess)
 
