@@ -29,11 +29,11 @@ class FastRNN(nn.RNN):
     def forward(self, input, hx=None):  # nn.RNN's own argument names
         if not self._fast_path(input, hx):
             return super().forward(input, hx)
-        x = input.transpose(0, 1) if self.batch_first else input  # time major (T, B, I)
+        x = input if self.batch_first else input.transpose(0, 1)  # batch first (B, T, I)
         h0 = None if hx is None else hx[0]
         weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
-        out = _TanhRecurrence.apply(x, h0, *weights)  # (T, B, H), contiguous
-        return (out.transpose(0, 1) if self.batch_first else out), out[-1:]
+        out = _TanhRecurrence.apply(x, h0, *weights)  # (B, T, H), contiguous
+        return (out if self.batch_first else out.transpose(0, 1)), out[:, -1].unsqueeze(0)
 
     def _fast_path(self, input, hx) -> bool:
         return (
@@ -60,21 +60,20 @@ class FastRNN(nn.RNN):
 
 
 class _TanhRecurrence(torch.autograd.Function):
-    """x (T, B, I), h0 (B, H) or None -> every step's h_t, (T, B, H).
+    """x (B, T, I), h0 (B, H) or None -> every step's h_t, (B, T, H).
 
-    Time major, so each step's (B, H) slice of the buffers is contiguous (a batch-first input is
-    copied once, which a shard's row slice needs anyway), and the recurrent weight's gradient
-    pairs dz[1:] with h[:-1] as one matmul.
+    Batch first, as the encoder hands it over: each step's (B, H) slice is a strided view that
+    `addmm_` and `tanh_` write in place, and no (B, T, *) tensor is ever transposed and copied.
     """
 
     @staticmethod
     def forward(ctx, x, h0, w_ih, w_hh, b_ih, b_hh):
-        steps, batch, features = x.shape
+        batch, steps, features = x.shape
         x = x.contiguous()
         projected = torch.addmm(b_ih + b_hh, x.view(-1, features), w_ih.t())
-        out = projected.view(steps, batch, -1)
+        out = projected.view(batch, steps, -1)
         w_hh_t = w_hh.t()
-        first, *rest = out.unbind(0)  # views into `out`: each step overwrites its own slice
+        first, *rest = out.unbind(1)  # views into `out`: each step overwrites its own slice
         if h0 is not None:
             first.addmm_(h0, w_hh_t)
         previous = first.tanh_()
@@ -87,26 +86,26 @@ class _TanhRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out):
         x, h0, w_ih, w_hh, out = ctx.saved_tensors
-        steps, batch, features = x.shape
+        batch, steps, features = x.shape
         hidden = w_hh.size(0)
-        # dL/dz_t = (g_t + dL/dz_{t+1} W_hh) * (1 - h_t^2), written step by step into `dz`
-        dz = torch.empty_like(out)
-        dzs, grads, hs = dz.unbind(0), grad_out.unbind(0), out.unbind(0)
-        dzs[-1].copy_(grads[-1])
+        # dL/dz_t = (g_t + dL/dz_{t+1} W_hh) * (1 - h_t^2), added in place into a copy of g
+        dz = torch.empty_like(out).copy_(grad_out)
+        dzs, hs = dz.unbind(1), out.unbind(1)
         _tanh_backward(dzs[-1], hs[-1], grad_input=dzs[-1])
         for t in range(steps - 2, -1, -1):
-            torch.addmm(grads[t], dzs[t + 1], w_hh, out=dzs[t])
+            dzs[t].addmm_(dzs[t + 1], w_hh)
             _tanh_backward(dzs[t], hs[t], grad_input=dzs[t])
         rows = dz.view(-1, hidden)
         grad_x = grad_h0 = grad_w_ih = grad_w_hh = grad_bias = grad_bias_hh = None
         if ctx.needs_input_grad[0]:
-            grad_x = (rows @ w_ih).view(steps, batch, features)
+            grad_x = (rows @ w_ih).view(batch, steps, features)
         if ctx.needs_input_grad[1]:
             grad_h0 = dzs[0] @ w_hh
         if ctx.needs_input_grad[2]:
             grad_w_ih = rows.t() @ x.view(-1, features)
         if ctx.needs_input_grad[3]:
-            grad_w_hh = dz[1:].view(-1, hidden).t() @ out[:-1].view(-1, hidden)
+            # sum over reviews and steps of dz_t^T h_{t-1}: one batched matmul over strided views
+            grad_w_hh = torch.bmm(dz[:, 1:].transpose(1, 2), out[:, :-1]).sum(0)
             if h0 is not None:  # without it, h_{-1} = 0 adds nothing
                 grad_w_hh.addmm_(dzs[0].t(), h0)
         if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
