@@ -159,6 +159,16 @@ def test_encoder_builds_it_shards_it_and_loads_nn_rnn_weights():
     assert encoder._shard_count(torch.zeros(8, 3, 5)) == 2
 
 
+def test_encoder_runs_a_fast_rnn_batch_unsharded_unless_told(monkeypatch):
+    """By default only encoders whose recurrence is one ATen call are split into row shards."""
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    batch = torch.zeros(64, 3, 5)
+    assert RecurrentEncoder("rnn", 5, 6)._shard_count(batch) == 1
+    assert RecurrentEncoder("rnn", 5, 6, bidirectional=True)._shard_count(batch) == 1
+    assert RecurrentEncoder("lstm", 5, 6)._shard_count(batch) == 2
+    assert RecurrentEncoder("gru", 5, 6)._shard_count(batch) == 2
+
+
 def _nodes(tensor: torch.Tensor) -> list[str]:
     """Names of every autograd node behind `tensor`."""
     seen, stack, names = set(), [tensor.grad_fn], []
