@@ -4,6 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from rnnlab.models.classifier import RecurrentClassifier, bigram_ids
 from rnnlab.module import SentimentModule
 from rnnlab.train import train
 
@@ -45,7 +46,8 @@ def test_same_seed_repeats_metrics_exactly_on_cpu(train_cfg):
     assert third["val/loss"] != first["val/loss"]
 
 
-def test_padding_never_changes_a_prediction():
+@pytest.mark.parametrize("bigram_buckets", [0, 97])
+def test_padding_never_changes_a_prediction(bigram_buckets):
     torch.manual_seed(0)
     module = SentimentModule(
         vocab=["<pad>", "<unk>", *"abcdefgh"],
@@ -55,6 +57,7 @@ def test_padding_never_changes_a_prediction():
         hidden_size=16,
         embed_dim=8,
         pooling="final+max+mean",
+        bigram_buckets=bigram_buckets,
     ).eval()
     review = torch.tensor([[2, 3, 4, 5, 6]])
     alone = module(review, torch.tensor([5]))
@@ -64,3 +67,24 @@ def test_padding_never_changes_a_prediction():
     batch[2, :12] = 3
     together = module(batch, torch.tensor([9, 5, 12]))
     torch.testing.assert_close(together[1], alone[0], rtol=0, atol=1e-6)
+
+
+def test_bigram_ids_depend_on_the_pair_and_stay_in_range():
+    ids = torch.tensor([[5, 7, 5, 7, 0], [7, 5, 7, 5, 9]])
+    pairs = bigram_ids(ids, 1_000)
+    assert pairs.shape == ids.shape and int(pairs.min()) >= 0 and int(pairs.max()) < 1_000
+    assert pairs[0, 1] == pairs[0, 3] == pairs[1, 2]  # (5, 7) wherever it occurs
+    assert pairs[0, 1] != pairs[1, 1]  # (5, 7) is not (7, 5)
+    assert pairs[0, 0] == bigram_ids(torch.tensor([[5]]), 1_000)[0, 0]  # the first pairs with 0
+
+
+def test_bigram_embedding_reaches_the_prediction():
+    """Swapping two words keeps the bag of words but changes the pairs the model sees."""
+    torch.manual_seed(0)
+    net = RecurrentClassifier(10, "rnn", 8, 6, pooling="mean", bigram_buckets=50).eval()
+    net.encoder.layers[0][0].weight_hh_l0.data.zero_()  # no recurrence: mean over steps only
+    lengths = torch.tensor([4])
+    a, b = torch.tensor([[2, 3, 4, 5]]), torch.tensor([[3, 2, 4, 5]])
+    assert not torch.allclose(net(a, lengths), net(b, lengths))
+    net.bigram_embed.weight.data.zero_()
+    torch.testing.assert_close(net(a, lengths), net(b, lengths))

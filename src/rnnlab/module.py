@@ -65,6 +65,7 @@ class SentimentModule(L.LightningModule):
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
         pooling: str = "final",
+        bigram_buckets: int = 0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
@@ -80,6 +81,7 @@ class SentimentModule(L.LightningModule):
             dropout,
             embed_dropout,
             pooling,
+            bigram_buckets,
         )
         self.loss = nn.BCEWithLogitsLoss()
         self.train_metrics = _metrics("train/")

@@ -11,6 +11,15 @@ from rnnlab.models.recurrent import RecurrentEncoder
 POOLINGS = ("final", "max", "mean")
 
 
+def bigram_ids(ids: torch.Tensor, buckets: int) -> torch.Tensor:
+    """(B, T) token ids -> ids of each (previous, current) pair hashed into [0, buckets).
+
+    The first token pairs with the padding id 0. A multiplicative hash spreads the pairs of one
+    frequent word over the table instead of into neighbouring rows."""
+    previous = torch.nn.functional.pad(ids[:, :-1], (1, 0))
+    return (previous * 2_654_435_761 + ids) % buckets
+
+
 class RecurrentClassifier(nn.Module):
     """A review classifier; `pooling` joins any of final/max/mean with '+', e.g. "final+max"."""
 
@@ -25,12 +34,16 @@ class RecurrentClassifier(nn.Module):
         dropout: float = 0.0,
         embed_dropout: float = 0.0,
         pooling: str = "final",
+        bigram_buckets: int = 0,
     ):
         super().__init__()
         self.poolings = pooling.split("+")
         if unknown := set(self.poolings) - set(POOLINGS):
             raise ValueError(f"unknown pooling {sorted(unknown)}; combine {POOLINGS} with '+'")
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
+        # fastText-style: each step's input also gets an embedding of its (previous, current)
+        # token pair, hashed into this many rows; 0 = words only
+        self.bigram_embed = nn.Embedding(bigram_buckets, embed_dim) if bigram_buckets else None
         self.embed_dropout = nn.Dropout(embed_dropout)
         self.encoder = RecurrentEncoder(
             cell,
@@ -46,7 +59,12 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded with 0, lengths (B,) -> logits (B,)."""
-        steps, final = self.encoder(self.embed_dropout(self.embed(ids)), lengths)
+        embedded = self.embed(ids)
+        if self.bigram_embed is not None:
+            embedded = embedded + self.bigram_embed(
+                bigram_ids(ids, self.bigram_embed.num_embeddings)
+            )
+        steps, final = self.encoder(self.embed_dropout(embedded), lengths)
         return self.head(self.dropout(self.pool(steps, final, lengths))).squeeze(-1)
 
     def pool(self, steps: torch.Tensor, final: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
