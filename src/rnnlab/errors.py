@@ -75,12 +75,14 @@ def exit_on_error() -> Iterator[None]:
 
 
 def refuse_null_groups(argv: Sequence[str], config_dir: Path) -> None:
-    """Hydra cannot set a config group to null: `logger=null` fails with a traceback while the
-    config is composed, before any job code runs. Say how to drop or swap the group instead."""
+    """Hydra cannot set a config group to null: `logger=null` (or a sweep over `null,NAME`) fails
+    with a traceback while the config is composed, before any job code runs. Say how to drop or
+    swap the group instead."""
     for arg in argv:
         key, eq, value = arg.partition("=")
         group = key.lstrip("+")
-        if eq and value.strip().lower() == "null" and (config_dir / group).is_dir():
+        values = [v.strip().lower() for v in value.split(",")]  # a multirun list, e.g. null,NAME
+        if eq and "null" in values and (config_dir / group).is_dir():
             options = ", ".join(sorted(p.stem for p in (config_dir / group).glob("*.yaml")))
             print(
                 f"Invalid configuration: {arg} cannot set the config group {group!r} to null. "

@@ -18,6 +18,7 @@ from reliability_support import ROOT, assert_one_paragraph_error, finish, start_
 from rnnlab.checkpoint import CheckpointError
 from rnnlab.data import preprocess
 from rnnlab.data.synthetic import write_dataset
+from rnnlab.errors import refuse_null_groups
 
 
 def run_cli(
@@ -75,6 +76,20 @@ def test_a_config_group_set_to_null_says_how_to_drop_it(cli, script: str, overri
     message = _last_paragraph(cli(script, override))
     assert message.startswith(f"Invalid configuration: {override} cannot set the config group")
     assert "write ~logger instead" in message and "one of: tensorboard" in message
+
+
+@pytest.mark.parametrize("override", ["logger=tensorboard,null", "logger= Null ,tensorboard"])
+def test_a_sweep_over_a_null_config_group_is_refused_too(override: str, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        refuse_null_groups(["-m", override], ROOT / "conf")
+    assert exit_info.value.code == 1
+    message = capsys.readouterr().err
+    assert message.startswith(f"Invalid configuration: {override} cannot set the config group")
+    assert "write ~logger instead" in message
+
+
+def test_a_null_value_outside_config_groups_passes() -> None:
+    refuse_null_groups(["-m", "model.scheduler=null", "ckpt_path=null,foo"], ROOT / "conf")
 
 
 def test_train_invalid_values_before_reading_data(cli, tmp_path: Path) -> None:
