@@ -2,6 +2,7 @@
 
     python scripts/bench.py                                  # BiLSTM, 10,000-review slice
     python scripts/bench.py --model gru --reviews 5000 --steps 60
+    python scripts/bench.py --model rnn --reviews 4000 --steps 40 --no-prep --repeats 3
     python scripts/bench.py data.path=/path/to/aclImdb_v1.tar.gz
 
 Both loops train the same model size (embedding 128, hidden 128, batch 64, AdamW lr 1e-3) for the
@@ -14,7 +15,8 @@ unbucketed DataLoader, `pack_padded_sequence(enforce_sorted=False)`, BCE-with-lo
 rnnlab runs `rnnlab.train.train` on the composed `train.py` config, Lightning Trainer included.
 
 Throughput counts real (non-padding) tokens over the timed steps (the first few steps are a
-warm-up for both). Achieved GFLOP/s counts the recurrent gate matmuls (input and hidden, forward
+warm-up for both). With `--repeats N` the two loops take turns N times and each side reports its
+median run, since a shared machine's speed drifts between runs. Achieved GFLOP/s counts the recurrent gate matmuls (input and hidden, forward
 plus twice that for backward) per real token, against this machine's measured fp32 matmul rate.
 Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
 not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
@@ -126,6 +128,12 @@ class StepClock(Callback):
             self.tokens += int(batch[1].sum())
             self.reviews += len(batch[1])
             self.steps += 1
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run with the median tokens/s (the lower middle one for an even count)."""
+    ranked = sorted(runs, key=lambda r: r["tokens"] / r["seconds"])
+    return ranked[(len(ranked) - 1) // 2]
 
 
 # -- the tip, copied -------------------------------------------------------------------------------
@@ -301,6 +309,12 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="skip timing the tip's tokenization of every review (training comparison only)",
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run both loops this many times, taking turns; each side reports its median run",
+    )
     parser.add_argument("overrides", nargs="*", help="data.path=PATH (the only override read)")
     args = parser.parse_args(argv)
     data_path = str(ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
@@ -313,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(f"{data_path} does not exist: pass data.path=/path/to/aclImdb_v1.tar.gz")
     if args.steps <= WARMUP:
         parser.error(f"--steps must exceed the {WARMUP} warm-up steps")
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
 
     import logging
 
@@ -362,19 +378,21 @@ def main(argv: list[str] | None = None) -> None:
         del tip_tokens, reviews, picker
         gc.collect()
 
-        results = {}
-        with PeakRSS() as rss:
-            results["tip loop (packed)"] = tip_train(
-                args.model, slice_tokens, slice_labels, args.steps
-            )
-        results["tip loop (packed)"]["rss"] = rss.peak
-        print("tip loop done", flush=True)
-        gc.collect()
-        with PeakRSS() as rss:
-            results["rnnlab (train.py)"] = rnnlab_train(
-                args.model, data_path, args.reviews, args.steps, cache, tmp / "train"
-            )
-        results["rnnlab (train.py)"]["rss"] = rss.peak
+        # the two loops take turns, `--repeats` times; each side reports its median run
+        runs: dict[str, list[dict]] = {"tip loop (packed)": [], "rnnlab (train.py)": []}
+        for repeat in range(args.repeats):
+            with PeakRSS() as rss:
+                tip = tip_train(args.model, slice_tokens, slice_labels, args.steps)
+            runs["tip loop (packed)"].append({**tip, "rss": rss.peak})
+            print(f"tip loop done ({repeat + 1} of {args.repeats})", flush=True)
+            gc.collect()
+            with PeakRSS() as rss:
+                ours = rnnlab_train(
+                    args.model, data_path, args.reviews, args.steps, cache, tmp / f"train{repeat}"
+                )
+            runs["rnnlab (train.py)"].append({**ours, "rss": rss.peak})
+            gc.collect()
+        results = {name: median_run(side) for name, side in runs.items()}
 
     per_token = flops_per_token(args.model)
     print()
@@ -395,6 +413,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{rate:.1f} GFLOP/s; peak RSS of the whole process during each loop; "
         f"max RSS of the run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
     )
+    if args.repeats > 1:
+        for name, side in runs.items():
+            rates = ", ".join(f"{r['tokens'] / r['seconds']:.0f}" for r in side)
+            print(f"({name} tokens/s per repeat: {rates}; the table shows the median run)")
     print(f"(load average {os.getloadavg()[0]:.1f} at the end: other processes share the CPUs)")
     print()
     print(f"{'preprocessing':<44}{'seconds':>9}")
