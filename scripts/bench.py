@@ -16,8 +16,9 @@ rnnlab runs `rnnlab.train.train` on the composed `train.py` config, Lightning Tr
 
 Throughput counts real (non-padding) tokens over the timed steps (the first few steps are a
 warm-up for both). With `--repeats N` the two loops take turns N times and each side reports its
-median run, since a shared machine's speed drifts between runs. Achieved GFLOP/s counts the recurrent gate matmuls (input and hidden, forward
-plus twice that for backward) per real token, against this machine's measured fp32 matmul rate.
+median run, since a shared machine's speed drifts between runs. Achieved GFLOP/s counts the
+recurrent gate matmuls (input and hidden, forward plus twice that for backward) per real token,
+against this machine's measured fp32 matmul rate.
 Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
 not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
 and vocabulary) in a fresh cache directory, and with the cached run.

@@ -8,10 +8,11 @@ stays at the end), so it too starts at the true last token. Results equal a pack
 `nn.GRU` / `nn.RNN` (tested to 1e-5 on logits and gradients).
 
 On CPU with several torch threads, a batch is split into row shards that run on their own
-threads, one core each (`_Sharded`); not for the tanh RNN, whose step loop is Python. A recurrence is a chain of small matmuls: with every
-thread on every step each step ends in a barrier, and on a shared machine, where another
-process holds one of the cores, each barrier waits for a time slice. One shard per core needs no
-barrier, and each shard runs only up to its own longest review.
+threads, one core each (`_Sharded`); not for the tanh RNN, whose step loop is Python. A
+recurrence is a chain of small matmuls: with every thread on every step each step ends in a
+barrier, and on a shared machine, where another process holds one of the cores, each barrier
+waits for a time slice. One shard per core needs no barrier, and each shard runs only up to its
+own longest review.
 """
 
 from __future__ import annotations
@@ -119,8 +120,8 @@ class RecurrentEncoder(nn.Module):
         if self.shards is not None:
             return max(1, min(self.shards, len(x)))
         if any(isinstance(d, FastRNN) for layer in self.layers for d in layer):
-            # FastRNN steps in Python, two small ops per step: on two shards a training step took
-            # a third longer than the whole batch on the calling thread (see docs/performance.md)
+            # FastRNN steps in Python, two small ops per step: on two shards its training steps
+            # ran slower than the whole batch on the calling thread (docs/performance.md)
             return 1
         return max(1, min(torch.get_num_threads(), len(x) // self.MIN_SHARD_ROWS))
 
