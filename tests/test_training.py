@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.models.classifier import RecurrentClassifier, bigram_ids
+from rnnlab.models.classifier import UNK, RecurrentClassifier, bigram_ids
 from rnnlab.module import SentimentModule
 from rnnlab.train import train
 
@@ -76,6 +76,24 @@ def test_bigram_ids_depend_on_the_pair_and_stay_in_range():
     assert pairs[0, 1] == pairs[0, 3] == pairs[1, 2]  # (5, 7) wherever it occurs
     assert pairs[0, 1] != pairs[1, 1]  # (5, 7) is not (7, 5)
     assert pairs[0, 0] == bigram_ids(torch.tensor([[5]]), 1_000)[0, 0]  # the first pairs with 0
+
+
+def test_word_dropout_turns_words_into_unk_in_training_only():
+    torch.manual_seed(0)
+    net = RecurrentClassifier(50, "gru", 8, 6, pooling="max", word_dropout=0.3)
+    seen = []
+    net.embed.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0]))
+    ids = torch.randint(2, 50, (200, 40))
+    ids[:, 30:] = 0  # padding
+    lengths = torch.full((200,), 30)
+    net.train()(ids, lengths)
+    net.eval()(ids, lengths)
+    trained, evaluated = seen
+    changed = trained != ids
+    assert (trained[changed] == UNK).all()  # a dropped word becomes <unk>, nothing else
+    assert not changed[:, 30:].any()  # padding stays padding
+    assert abs(changed[:, :30].float().mean().item() - 0.3) < 0.02
+    assert torch.equal(evaluated, ids)  # evaluation sees every word
 
 
 def test_bigram_embedding_reaches_the_prediction():

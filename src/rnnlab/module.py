@@ -66,6 +66,7 @@ class SentimentModule(L.LightningModule):
         embed_dropout: float = 0.0,
         pooling: str = "final",
         bigram_buckets: int = 0,
+        word_dropout: float = 0.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
@@ -82,6 +83,7 @@ class SentimentModule(L.LightningModule):
             embed_dropout,
             pooling,
             bigram_buckets,
+            word_dropout,
         )
         self.loss = nn.BCEWithLogitsLoss()
         self.train_metrics = _metrics("train/")

@@ -9,6 +9,7 @@ from rnnlab.models.lstm_scratch import make_direction
 from rnnlab.models.recurrent import RecurrentEncoder
 
 POOLINGS = ("final", "max", "mean")
+UNK = 1  # the vocabulary's <unk> id (<pad> is 0)
 
 
 def bigram_ids(ids: torch.Tensor, buckets: int) -> torch.Tensor:
@@ -35,6 +36,7 @@ class RecurrentClassifier(nn.Module):
         embed_dropout: float = 0.0,
         pooling: str = "final",
         bigram_buckets: int = 0,
+        word_dropout: float = 0.0,
     ):
         super().__init__()
         self.poolings = pooling.split("+")
@@ -45,6 +47,9 @@ class RecurrentClassifier(nn.Module):
         # token pair, hashed into this many rows; 0 = words only
         self.bigram_embed = nn.Embedding(bigram_buckets, embed_dim) if bigram_buckets else None
         self.embed_dropout = nn.Dropout(embed_dropout)
+        # in training, this fraction of the words becomes <unk>: the model cannot lean on one
+        # telling word (often a title or a name) and must read the rest of the review
+        self.word_dropout = word_dropout
         self.encoder = RecurrentEncoder(
             cell,
             embed_dim,
@@ -59,6 +64,9 @@ class RecurrentClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded with 0, lengths (B,) -> logits (B,)."""
+        if self.training and self.word_dropout:
+            dropped = torch.rand(ids.shape, device=ids.device) < self.word_dropout
+            ids = ids.masked_fill(dropped & (ids != 0), UNK)
         embedded = self.embed(ids)
         if self.bigram_embed is not None:
             embedded = embedded + self.bigram_embed(
