@@ -145,6 +145,23 @@ def test_bilstm_tuned_builds_its_schedule_and_early_stopping(tmp_path):
     assert scheduler.T_max == cfg.trainer.max_epochs
 
 
+def test_bilstm_tuned_official_is_the_seed_recipe_with_word_dropout_and_longer_schedule(tmp_path):
+    import torch
+
+    seed = compose_train(["experiment=bilstm_tuned"], tmp_path)
+    official = compose_train(["experiment=bilstm_tuned_official"], tmp_path)
+    assert (seed.data.split.name, official.data.split.name) == ("seed", "official")
+    assert seed.model.word_dropout == 0 and official.model.word_dropout == 0.25
+    assert (seed.trainer.max_epochs, official.trainer.max_epochs) == (5, 7)
+    optimizer = instantiate(official.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
+    assert instantiate(official.model.scheduler)(optimizer=optimizer).T_max == 7
+    for key in ("data.preprocess", "data.vocab", "model.optimizer", "callbacks"):
+        assert OmegaConf.select(official, key) == OmegaConf.select(seed, key)
+    seed_model, official_model = (OmegaConf.to_container(c.model) for c in (seed, official))
+    official_model["word_dropout"] = 0
+    assert official_model == seed_model
+
+
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 def test_tuned_family_experiments_share_the_bilstm_recipe(tmp_path, family):
     bilstm = compose_train(["experiment=bilstm_tuned"], tmp_path)
