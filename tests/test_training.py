@@ -4,7 +4,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from rnnlab.models.classifier import UNK, RecurrentClassifier, bigram_ids
+from rnnlab.data.vocab import UNK_ID
+from rnnlab.models.classifier import RecurrentClassifier, bigram_ids
 from rnnlab.module import SentimentModule
 from rnnlab.train import train
 
@@ -90,7 +91,7 @@ def test_word_dropout_turns_words_into_unk_in_training_only():
     net.eval()(ids, lengths)
     trained, evaluated = seen
     changed = trained != ids
-    assert (trained[changed] == UNK).all()  # a dropped word becomes <unk>, nothing else
+    assert (trained[changed] == UNK_ID).all()  # a dropped word becomes <unk>, nothing else
     assert not changed[:, 30:].any()  # padding stays padding
     assert abs(changed[:, :30].float().mean().item() - 0.3) < 0.02
     assert torch.equal(evaluated, ids)  # evaluation sees every word

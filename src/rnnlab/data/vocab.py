@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 PAD, UNK = "<pad>", "<unk>"
+UNK_ID = 1  # every vocabulary starts with PAD (id 0), then UNK
 
 
 class Vocab:
@@ -44,11 +45,10 @@ class Vocab:
 
     def encode(self, tokens: Sequence[str]) -> np.ndarray:
         """Token ids; an empty review becomes a single `<unk>` so every review has a last token."""
-        unk = 1
         ids = np.fromiter(
-            (self.stoi.get(t, unk) for t in tokens), dtype=np.int64, count=len(tokens)
+            (self.stoi.get(t, UNK_ID) for t in tokens), dtype=np.int64, count=len(tokens)
         )
-        return ids if len(ids) else np.array([unk], dtype=np.int64)
+        return ids if len(ids) else np.array([UNK_ID], dtype=np.int64)
 
     def remap(self, tokens: Sequence[str]) -> np.ndarray:
         """Lookup table from a corpus-wide token list to ids of this vocabulary."""

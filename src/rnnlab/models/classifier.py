@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from rnnlab.data.vocab import UNK_ID
 from rnnlab.models.lstm_scratch import make_direction
 from rnnlab.models.recurrent import RecurrentEncoder
 
 POOLINGS = ("final", "max", "mean")
-UNK = 1  # the vocabulary's <unk> id (<pad> is 0)
 
 
 def bigram_ids(ids: torch.Tensor, buckets: int) -> torch.Tensor:
@@ -66,7 +66,7 @@ class RecurrentClassifier(nn.Module):
         """ids (B, T) right-padded with 0, lengths (B,) -> logits (B,)."""
         if self.training and self.word_dropout:
             dropped = torch.rand(ids.shape, device=ids.device) < self.word_dropout
-            ids = ids.masked_fill(dropped & (ids != 0), UNK)
+            ids = ids.masked_fill(dropped & (ids != 0), UNK_ID)
         embedded = self.embed(ids)
         if self.bigram_embed is not None:
             embedded = embedded + self.bigram_embed(
