@@ -4,6 +4,7 @@
     python scripts/bench.py --model gru --reviews 5000 --steps 60
     python scripts/bench.py --model rnn --reviews 4000 --steps 40 --no-prep --repeats 3
     python scripts/bench.py data.path=/path/to/aclImdb_v1.tar.gz
+    python scripts/bench.py --reviews 40000 --steps 400 trainer=gpu trainer.precision=bf16-mixed
 
 Both loops train the same model size (embedding 128, hidden 128, batch 64, AdamW lr 1e-3) for the
 same number of optimizer steps on the same slice of reviews (rnnlab's `data.max_reviews`
@@ -19,6 +20,9 @@ warm-up for both). With `--repeats N` the two loops take turns N times and each 
 median run, since a shared machine's speed drifts between runs. Achieved GFLOP/s counts the
 recurrent gate matmuls (input and hidden, forward plus twice that for backward) per real token,
 against this machine's measured fp32 matmul rate.
+With `trainer=gpu` both loops run on the GPU (the tip's in fp32, as the tip does; rnnlab's in the
+`trainer.precision` given), the matmul rate is measured there (bf16 when rnnlab runs bf16-mixed),
+and each loop's peak GPU memory is printed beside its RSS.
 Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
 not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
 and vocabulary) in a fresh cache directory, and with the cached run.
@@ -85,18 +89,38 @@ class PeakRSS:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def matmul_gflops(seconds: float = 1.5) -> float:
-    """Best fp32 GFLOP/s of square matmuls (1024 and 2048) with torch's current threads."""
+def matmul_gflops(device: str = "cpu", dtype: torch.dtype = torch.float32, seconds=1.5) -> float:
+    """Best GFLOP/s of square matmuls (CPU: 1024 and 2048 with torch's current threads; GPU:
+    4096 and 8192, synchronized)."""
     best = 0.0
-    for n in (1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
+    sizes = (1024, 2048) if device == "cpu" else (4096, 8192)
+    for n in sizes:
+        a = torch.randn(n, n, device=device, dtype=dtype)
+        b = torch.randn(n, n, device=device, dtype=dtype)
         a @ b
+        sync(device)
         start, count = time.perf_counter(), 0
         while time.perf_counter() - start < seconds / 2:
             a @ b
             count += 1
+            sync(device)
         best = max(best, 2 * n**3 * count / (time.perf_counter() - start) / 1e9)
     return best
+
+
+def sync(device: str) -> None:
+    """Wait for the GPU's queued work, so that a clock read after it counts that work."""
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def gpu_peak(device: str) -> int:
+    """Peak GPU memory allocated since the last call (bytes; 0 on the CPU)."""
+    if device != "cuda":
+        return 0
+    peak = torch.cuda.max_memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    return peak
 
 
 def flops_per_token(family: str) -> float:
@@ -110,9 +134,10 @@ class StepClock(Callback):
 
     latest: StepClock | None = None  # the instance train() built from the config
 
-    def __init__(self, warmup: int):
+    def __init__(self, warmup: int, device: str = "cpu"):
         StepClock.latest = self
         self.warmup = warmup
+        self.device = device
         self.start: float | None = None
         self.end: float | None = None
         self.tokens = self.reviews = self.steps = self.seen = 0
@@ -120,11 +145,13 @@ class StepClock(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # a count of its own, not batch_idx: batch_idx restarts each epoch when --steps is longer
         if self.seen == self.warmup:
+            sync(self.device)
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         self.seen += 1
         if self.seen > self.warmup:
+            sync(self.device)
             self.end = time.perf_counter()
             self.tokens += int(batch[1].sum())
             self.reviews += len(batch[1])
@@ -202,7 +229,9 @@ def tip_collate(batch):
     return pad_sequence(seqs, batch_first=True, padding_value=0), lengths, torch.stack(labs)
 
 
-def tip_train(family: str, tokens: list[list[str]], labels: list[int], steps: int) -> dict:
+def tip_train(
+    family: str, tokens: list[list[str]], labels: list[int], steps: int, device: str = "cpu"
+) -> dict:
     """The tip's vocabulary, split, loader and run_epoch, for `steps` optimizer steps."""
     from sklearn.model_selection import train_test_split
 
@@ -218,13 +247,14 @@ def tip_train(family: str, tokens: list[list[str]], labels: list[int], steps: in
     loader = DataLoader(
         TipDataset(train_x, train_y, stoi), batch_size=BATCH, shuffle=True, collate_fn=tip_collate
     )
-    model = TipModel(family, len(stoi))
+    model = TipModel(family, len(stoi)).to(device)
     optim = torch.optim.AdamW(model.parameters(), lr=LR)
     model.train()
     done = n_tokens = 0
     start = None
     while done < steps:
         for X, lens, y in loader:
+            X, y = X.to(device), y.to(device)  # the tip's .to(device); lengths stay on the CPU
             if done == WARMUP:
                 start = time.perf_counter()
             out = model(X, lens)
@@ -272,7 +302,16 @@ def rnnlab_prepare(data_path: str, cache_dir: Path, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def rnnlab_train(family: str, data_path: str, reviews: int, steps: int, cache: Path, out: Path):
+def rnnlab_train(
+    family: str,
+    data_path: str,
+    reviews: int,
+    steps: int,
+    cache: Path,
+    out: Path,
+    trainer_overrides: list[str],
+    device: str,
+):
     from omegaconf import open_dict
 
     from rnnlab.train import train
@@ -289,11 +328,16 @@ def rnnlab_train(family: str, data_path: str, reviews: int, steps: int, cache: P
             "++trainer.num_sanity_val_steps=0",
             "++trainer.enable_progress_bar=false",
             "test=false",
+            *trainer_overrides,
         ],
         out,
     )
     with open_dict(cfg):
-        cfg.callbacks.bench_clock = {"_target_": "__main__.StepClock", "warmup": WARMUP}
+        cfg.callbacks.bench_clock = {
+            "_target_": "__main__.StepClock",
+            "warmup": WARMUP,
+            "device": device,
+        }
     train(cfg)
     c = StepClock.latest
     return {"seconds": c.end - c.start, "tokens": c.tokens, "reviews": c.reviews, "steps": c.steps}
@@ -316,14 +360,27 @@ def main(argv: list[str] | None = None) -> None:
         default=1,
         help="run both loops this many times, taking turns; each side reports its median run",
     )
-    parser.add_argument("overrides", nargs="*", help="data.path=PATH (the only override read)")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        help="data.path=PATH, and trainer=gpu / trainer.<key>=VALUE for rnnlab's run",
+    )
     args = parser.parse_args(argv)
     data_path = str(ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
+    trainer_overrides = []
     for override in args.overrides:
         key, _, value = override.partition("=")
-        if key.lstrip("+") != "data.path":
-            parser.error(f"unknown override {override!r}; only data.path=PATH is read")
-        data_path = value
+        if key.lstrip("+") == "data.path":
+            data_path = value
+        elif key.lstrip("+").split(".")[0] == "trainer":
+            trainer_overrides.append(override)
+        else:
+            parser.error(f"unknown override {override!r}; data.path=PATH and trainer... are read")
+    trainer_cfg = compose(trainer_overrides, ROOT / "outputs" / "bench").trainer
+    device = "cuda" if trainer_cfg.accelerator in ("gpu", "cuda") else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        sys.exit("trainer=gpu was asked for, but torch sees no CUDA GPU here")
+    bf16 = str(trainer_cfg.get("precision", "32-true")).startswith("bf16")
     if not Path(data_path).exists():
         sys.exit(f"{data_path} does not exist: pass data.path=/path/to/aclImdb_v1.tar.gz")
     if args.steps <= WARMUP:
@@ -348,8 +405,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.1f}, data {data_path}",
         flush=True,
     )
-    rate = matmul_gflops()
-    print(f"fp32 matmul: {rate:.1f} GFLOP/s", flush=True)
+    precision = "bf16" if bf16 else "fp32"
+    rate = matmul_gflops(device, torch.bfloat16 if bf16 else torch.float32)
+    name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+    print(f"{precision} matmul on {name}: {rate:.1f} GFLOP/s", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -383,22 +442,30 @@ def main(argv: list[str] | None = None) -> None:
         runs: dict[str, list[dict]] = {"tip loop (packed)": [], "rnnlab (train.py)": []}
         for repeat in range(args.repeats):
             with PeakRSS() as rss:
-                tip = tip_train(args.model, slice_tokens, slice_labels, args.steps)
-            runs["tip loop (packed)"].append({**tip, "rss": rss.peak})
+                tip = tip_train(args.model, slice_tokens, slice_labels, args.steps, device)
+            runs["tip loop (packed)"].append({**tip, "rss": rss.peak, "gpu": gpu_peak(device)})
             print(f"tip loop done ({repeat + 1} of {args.repeats})", flush=True)
             gc.collect()
             with PeakRSS() as rss:
                 ours = rnnlab_train(
-                    args.model, data_path, args.reviews, args.steps, cache, tmp / f"train{repeat}"
+                    args.model,
+                    data_path,
+                    args.reviews,
+                    args.steps,
+                    cache,
+                    tmp / f"train{repeat}",
+                    trainer_overrides,
+                    device,
                 )
-            runs["rnnlab (train.py)"].append({**ours, "rss": rss.peak})
+            runs["rnnlab (train.py)"].append({**ours, "rss": rss.peak, "gpu": gpu_peak(device)})
             gc.collect()
         results = {name: median_run(side) for name, side in runs.items()}
 
     per_token = flops_per_token(args.model)
     print()
     header = f"{'loop':<20}{'reviews/s':>11}{'tokens/s':>11}{'GFLOP/s':>9}{'of matmul':>11}"
-    print(f"{header}{'peak RSS':>10}")
+    gpu_header = f"{'peak GPU':>10}" if device == "cuda" else ""
+    print(f"{header}{'peak RSS':>10}{gpu_header}")
     rows_out = {}
     for name, r in results.items():
         tps = r["tokens"] / r["seconds"]
@@ -407,10 +474,11 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"{name:<20}{r['reviews'] / r['seconds']:>11.1f}{tps:>11.0f}{gflops:>9.1f}"
             f"{gflops / rate:>10.1%}{r['rss'] / 2**20:>8.0f} MB"
+            + (f"{r['gpu'] / 2**20:>7.0f} MB" if device == "cuda" else "")
         )
     print(
         f"({args.model}: {per_token / 1e6:.2f} MFLOP per token; {results['tip loop (packed)']['steps']}"
-        f" timed steps of {BATCH} reviews each after {WARMUP} warm-up steps; fp32 matmul "
+        f" timed steps of {BATCH} reviews each after {WARMUP} warm-up steps; {precision} matmul "
         f"{rate:.1f} GFLOP/s; peak RSS of the whole process during each loop; "
         f"max RSS of the run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
     )

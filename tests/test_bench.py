@@ -1,0 +1,44 @@
+"""scripts/bench.py's arguments and its copy of the tip's loop, on tiny inputs."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+from conftest import ROOT
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unknown_override_is_refused_naming_what_is_read(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["model=gru"])
+    assert "data.path=PATH and trainer... are read" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_trainer_gpu_without_cuda_says_so(bench, synthetic_archive):
+    with pytest.raises(SystemExit, match="torch sees no CUDA GPU"):
+        bench.main(["trainer=gpu", f"data.path={synthetic_archive}"])
+
+
+@pytest.mark.parametrize("family", ["rnn", "bilstm"])
+def test_tip_loop_times_only_the_steps_after_warm_up(bench, family):
+    generator = torch.Generator().manual_seed(0)
+    words = [f"w{i}" for i in range(20)]
+    tokens = [
+        [words[int(j)] for j in torch.randint(0, 20, (int(n),), generator=generator)]
+        for n in torch.randint(3, 12, (200,), generator=generator)
+    ]
+    labels = [i % 2 for i in range(200)]
+    result = bench.tip_train(family, tokens, labels, steps=bench.WARMUP + 3)
+    assert result["steps"] == 3 and result["reviews"] == 3 * bench.BATCH
+    assert 3 * 3 * bench.BATCH <= result["tokens"] <= 3 * 11 * bench.BATCH
+    assert result["seconds"] > 0
