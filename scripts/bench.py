@@ -376,10 +376,19 @@ def main(argv: list[str] | None = None) -> None:
             trainer_overrides.append(override)
         else:
             parser.error(f"unknown override {override!r}; data.path=PATH and trainer... are read")
-    trainer_cfg = compose(trainer_overrides, ROOT / "outputs" / "bench").trainer
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        trainer_cfg = compose(trainer_overrides, ROOT / "outputs" / "bench").trainer
+    except (HydraException, OmegaConfBaseException) as exc:
+        parser.error(f"{' '.join(trainer_overrides)}: {exc} (see conf/trainer/ for the choices)")
     device = "cuda" if trainer_cfg.accelerator in ("gpu", "cuda") else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
-        sys.exit("trainer=gpu was asked for, but torch sees no CUDA GPU here")
+        sys.exit(
+            "trainer=gpu was asked for, but torch sees no CUDA GPU here: run it on a machine with "
+            "an NVIDIA GPU and a CUDA build of torch, or leave trainer=gpu out to bench the CPU"
+        )
     bf16 = str(trainer_cfg.get("precision", "32-true")).startswith("bf16")
     if not Path(data_path).exists():
         sys.exit(f"{data_path} does not exist: pass data.path=/path/to/aclImdb_v1.tar.gz")

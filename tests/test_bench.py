@@ -23,6 +23,13 @@ def test_unknown_override_is_refused_naming_what_is_read(bench, capsys):
     assert "data.path=PATH and trainer... are read" in capsys.readouterr().err
 
 
+def test_unknown_trainer_choice_is_refused_naming_the_config_group(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.main(["trainer=tpu"])
+    err = capsys.readouterr().err
+    assert "trainer=tpu" in err and "conf/trainer/" in err and "Traceback" not in err
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_trainer_gpu_without_cuda_says_so(bench, synthetic_archive):
     with pytest.raises(SystemExit, match="torch sees no CUDA GPU"):
