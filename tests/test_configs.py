@@ -151,11 +151,14 @@ def test_bilstm_tuned_official_is_the_seed_recipe_with_word_dropout_and_longer_s
     seed = compose_train(["experiment=bilstm_tuned"], tmp_path)
     official = compose_train(["experiment=bilstm_tuned_official"], tmp_path)
     assert (seed.data.split.name, official.data.split.name) == ("seed", "official")
+    assert official.data.split.val_fraction == 0.04
     assert seed.model.word_dropout == 0 and official.model.word_dropout == 0.25
-    assert (seed.trainer.max_epochs, official.trainer.max_epochs) == (5, 7)
+    assert (seed.trainer.max_epochs, official.trainer.max_epochs) == (5, 10)
     optimizer = instantiate(official.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
-    assert instantiate(official.model.scheduler)(optimizer=optimizer).T_max == 7
-    for key in ("data.preprocess", "data.vocab", "model.optimizer", "callbacks"):
+    assert instantiate(official.model.scheduler)(optimizer=optimizer).T_max == 10
+    patience = "callbacks.early_stopping.patience"
+    assert (OmegaConf.select(seed, patience), OmegaConf.select(official, patience)) == (2, 3)
+    for key in ("data.preprocess", "data.vocab", "model.optimizer", "callbacks.model_checkpoint"):
         assert OmegaConf.select(official, key) == OmegaConf.select(seed, key)
     seed_model, official_model = (OmegaConf.to_container(c.model) for c in (seed, official))
     official_model["word_dropout"] = 0
