@@ -4,7 +4,7 @@
     python scripts/bench.py --model gru --reviews 5000 --steps 60
     python scripts/bench.py --model rnn --reviews 4000 --steps 40 --no-prep --repeats 3
     python scripts/bench.py data.path=/path/to/aclImdb_v1.tar.gz
-    python scripts/bench.py --reviews 40000 --steps 400 trainer=gpu trainer.precision=bf16-mixed
+    python scripts/bench.py --reviews 20000 --steps 300 --no-prep trainer=gpu trainer.precision=bf16-mixed
 
 Both loops train the same model size (embedding 128, hidden 128, batch 64, AdamW lr 1e-3) for the
 same number of optimizer steps on the same slice of reviews (rnnlab's `data.max_reviews`

@@ -1,4 +1,4 @@
-"""Copy a packed nn.RNN/LSTM/GRU's weights into rnnlab's per-layer, per-direction encoder."""
+"""Map a packed nn.RNN/LSTM/GRU's parameters onto rnnlab's per-layer, per-direction encoder."""
 
 import torch
 from torch import nn
@@ -6,10 +6,14 @@ from torch import nn
 from rnnlab.models.recurrent import RecurrentEncoder
 
 
-def copy_packed_weights(reference: nn.RNNBase, encoder: RecurrentEncoder) -> None:
+def encoder_counterpart(encoder: RecurrentEncoder, name: str) -> nn.Parameter:
     """`weight_ih_l{k}[_reverse]` of the reference -> `encoder.layers[k][direction].weight_ih_l0`."""
+    base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
+    direction = 1 if name.endswith("_reverse") else 0
+    return getattr(encoder.layers[int(layer)][direction], f"{base}_l0")
+
+
+def copy_packed_weights(reference: nn.RNNBase, encoder: RecurrentEncoder) -> None:
     with torch.no_grad():
         for name, value in reference.named_parameters():
-            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
-            direction = 1 if name.endswith("_reverse") else 0
-            getattr(encoder.layers[int(layer)][direction], f"{base}_l0").copy_(value)
+            encoder_counterpart(encoder, name).copy_(value)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from packed_weights import copy_packed_weights
+from packed_weights import copy_packed_weights, encoder_counterpart
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -59,10 +59,6 @@ def loss_of(head: nn.Linear, out, final, labels, step_weights):
     if step_weights is None:
         return logits, loss
     return logits, loss + (out * step_weights).sum() / len(labels)
-
-
-def encoder_gradient(encoder: RecurrentEncoder, layer: int, direction: int, name: str):
-    return getattr(encoder.layers[layer][direction], f"{name}_l0").grad
 
 
 @pytest.mark.parametrize("shards", [1, 3], ids=["one-thread", "3-shards"])
@@ -119,8 +115,7 @@ def test_dense_encoder_equals_packed_reference(cell, bidirectional, num_layers, 
         torch.testing.assert_close(head.weight.grad, ref_head_grad, **tol)
         compared = 0
         for name, ref_param in reference.named_parameters():
-            base, layer = name.removesuffix("_reverse").rsplit("_l", 1)
-            ours = encoder_gradient(encoder, int(layer), int(name.endswith("_reverse")), base)
+            ours = encoder_counterpart(encoder, name).grad
             torch.testing.assert_close(
                 ours, ref_param.grad, **tol, msg=lambda m, n=name: f"{n}: {m}"
             )
