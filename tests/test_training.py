@@ -107,3 +107,19 @@ def test_bigram_embedding_reaches_the_prediction():
     assert not torch.allclose(net(a, lengths), net(b, lengths))
     net.bigram_embed.weight.data.zero_()
     torch.testing.assert_close(net(a, lengths), net(b, lengths))
+
+
+def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
+    # a short average (decay 0.9) lags the raw weights by several steps, so the two differ
+    cfg = train_cfg("model=gru", "callbacks=ema", "callbacks.ema.decay=0.9", "logger=[]")
+    train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    report = json.loads((run_dir / "metrics.json").read_text())
+    best = torch.load(report["best"]["checkpoint"], weights_only=False)
+    raw, average = best["current_model_state"], best["state_dict"]
+    assert any(not torch.equal(raw[k], average[k]) for k in average)
+    # split=seed tests on its validation reviews: the test must score the weights validated
+    # there (the average), not the raw weights Lightning's callback would restore
+    validated = report["history"][report["best"]["epoch"] - 1]
+    assert report["test"]["test/loss"] == pytest.approx(validated["val/loss"], abs=1e-6)
+    assert report["test"]["test/acc"] == validated["val/acc"]

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint, Timer
+from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
+from lightning.pytorch.trainer.states import TrainerFn
 
 from rnnlab.atomic import atomic_write
 
@@ -137,3 +138,21 @@ class MetricsJson(Callback):
             return
         text = json.dumps(self.summary(trainer, pl_module), indent=2)
         atomic_write(self.path, lambda f: f.write(text.encode()))
+
+
+class EMA(EMAWeightAveraging):
+    """An exponential moving average of the weights (Lightning's `EMAWeightAveraging`).
+    Validation, early stopping and checkpoints see the average, and training ends with the
+    average in the model.
+
+    Lightning's callback keeps the raw weights in each checkpoint too (`current_model_state`,
+    for resuming) and loads them whenever a checkpoint is restored, so `trainer.test(ckpt_path=
+    "best")` after `fit` would test the raw weights of the epoch that the average won. Outside
+    fitting this restores nothing: the model keeps the checkpoint's `state_dict`, the average
+    that was validated, which is also what `eval.py` and `predict.py` load."""
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == TrainerFn.FITTING:
+            super().on_load_checkpoint(trainer, pl_module, checkpoint)
