@@ -145,7 +145,9 @@ def test_bilstm_tuned_builds_its_schedule_and_early_stopping(tmp_path):
     assert scheduler.T_max == cfg.trainer.max_epochs
 
 
-def test_bilstm_tuned_official_is_the_seed_recipe_with_word_dropout_and_longer_schedule(tmp_path):
+def test_bilstm_tuned_official_is_the_seed_recipe_wider_with_word_dropout_and_longer_schedule(
+    tmp_path,
+):
     import torch
 
     seed = compose_train(["experiment=bilstm_tuned"], tmp_path)
@@ -153,15 +155,16 @@ def test_bilstm_tuned_official_is_the_seed_recipe_with_word_dropout_and_longer_s
     assert (seed.data.split.name, official.data.split.name) == ("seed", "official")
     assert official.data.split.val_fraction == 0.04
     assert seed.model.word_dropout == 0 and official.model.word_dropout == 0.25
-    assert (seed.trainer.max_epochs, official.trainer.max_epochs) == (5, 10)
+    assert (seed.model.hidden_size, official.model.hidden_size) == (128, 192)
+    assert (seed.trainer.max_epochs, official.trainer.max_epochs) == (5, 9)
     optimizer = instantiate(official.model.optimizer)(params=[torch.nn.Parameter(torch.zeros(1))])
-    assert instantiate(official.model.scheduler)(optimizer=optimizer).T_max == 10
+    assert instantiate(official.model.scheduler)(optimizer=optimizer).T_max == 9
     patience = "callbacks.early_stopping.patience"
     assert (OmegaConf.select(seed, patience), OmegaConf.select(official, patience)) == (2, 3)
     for key in ("data.preprocess", "data.vocab", "model.optimizer", "callbacks.model_checkpoint"):
         assert OmegaConf.select(official, key) == OmegaConf.select(seed, key)
     seed_model, official_model = (OmegaConf.to_container(c.model) for c in (seed, official))
-    official_model["word_dropout"] = 0
+    official_model |= {"word_dropout": 0, "hidden_size": 128}
     assert official_model == seed_model
 
 
