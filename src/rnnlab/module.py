@@ -67,6 +67,7 @@ class SentimentModule(L.LightningModule):
         pooling: str = "final",
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
+        weight_drop: float = 0.0,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
@@ -84,6 +85,7 @@ class SentimentModule(L.LightningModule):
             pooling,
             bigram_buckets,
             word_dropout,
+            weight_drop,
         )
         self.loss = nn.BCEWithLogitsLoss()
         self.train_metrics = _metrics("train/")

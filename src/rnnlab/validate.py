@@ -100,6 +100,7 @@ def rules() -> dict[str, Rule]:
         "model.dropout": _fraction(low_open=False, high_open=True),
         "model.embed_dropout": _fraction(low_open=False, high_open=True),
         "model.word_dropout": _fraction(low_open=False, high_open=True),
+        "model.weight_drop": _fraction(low_open=False, high_open=True),
         "model.pooling": _pooling(),
         "model.bigram_buckets": _integer(0),
         "model.optimizer.lr": _positive(),

@@ -23,6 +23,7 @@ INVALID = {
     "model.dropout=-0.1": "model.dropout=-0.1 must be a number in [0, 1)",
     "model.embed_dropout=1.0": "model.embed_dropout=1.0 must be a number in [0, 1)",
     "model.word_dropout=1.0": "model.word_dropout=1.0 must be a number in [0, 1)",
+    "model.weight_drop=1.0": "model.weight_drop=1.0 must be a number in [0, 1)",
     "model.bigram_buckets=-1": "model.bigram_buckets=-1 must be an integer >= 0",
     "model.optimizer.lr=-0.001": "model.optimizer.lr=-0.001 must be a number > 0",
     "model.optimizer.lr=0": "model.optimizer.lr=0 must be a number > 0",

@@ -37,6 +37,7 @@ class RecurrentClassifier(nn.Module):
         pooling: str = "final",
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
+        weight_drop: float = 0.0,
     ):
         super().__init__()
         self.poolings = pooling.split("+")
@@ -58,6 +59,7 @@ class RecurrentClassifier(nn.Module):
             bidirectional,
             dropout if num_layers > 1 else 0.0,
             direction_factory=make_direction,  # cell="lstm_scratch" picks the hand-written LSTM
+            weight_drop=weight_drop,
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(self.encoder.output_size * len(self.poolings), 1)

@@ -21,18 +21,23 @@ import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
 
+from rnnlab.models.weight_drop import RecurrentWeightOverride
+
 _tanh_backward = torch.ops.aten.tanh_backward.grad_input  # g * (1 - h^2) in one pass, as autograd
 
 
-class FastRNN(nn.RNN):
-    """`nn.RNN` whose CPU tanh single-layer case runs as one hand-differentiated node."""
+class FastRNN(RecurrentWeightOverride, nn.RNN):
+    """`nn.RNN` whose CPU tanh single-layer case runs as one hand-differentiated node.
 
-    def forward(self, input, hx=None):  # nn.RNN's own argument names
+    `weight_hh`, if given, stands in for `weight_hh_l0` in this call (weight drop)."""
+
+    def forward(self, input, hx=None, weight_hh=None):  # nn.RNN's own argument names
         if not self._fast_path(input, hx):
-            return super().forward(input, hx)
+            return super().forward(input, hx, weight_hh)
         x = input if self.batch_first else input.transpose(0, 1)  # batch first (B, T, I)
         h0 = None if hx is None else hx[0]
-        weights = (self.weight_ih_l0, self.weight_hh_l0, self.bias_ih_l0, self.bias_hh_l0)
+        w_hh = self.weight_hh_l0 if weight_hh is None else weight_hh
+        weights = (self.weight_ih_l0, w_hh, self.bias_ih_l0, self.bias_hh_l0)
         out = _TanhRecurrence.apply(x, h0, *weights)  # (B, T, H), contiguous
         return (out if self.batch_first else out.transpose(0, 1)), out[:, -1].unsqueeze(0)
 

@@ -28,6 +28,7 @@ class ScratchLSTM(nn.Module):
     With `return_gates=True` the result gains a third item: each step's forget, input and output
     selectors and candidate memory, (B, T, H) each. Setting `record_gates = True` keeps the same
     dict (detached) in `self.gates` after every call, for models that call it indirectly.
+    `weight_hh`, if given, stands in for `weight_hh_l0` in that call (weight drop).
     """
 
     def __init__(self, input_size: int, hidden_size: int):
@@ -53,6 +54,7 @@ class ScratchLSTM(nn.Module):
         x: torch.Tensor,
         state: tuple[torch.Tensor, torch.Tensor] | None = None,
         return_gates: bool = False,
+        weight_hh: torch.Tensor | None = None,
     ):
         batch, steps, _ = x.shape
         if state is None:
@@ -62,9 +64,11 @@ class ScratchLSTM(nn.Module):
             h, c = state[0][0], state[1][0]
         # the input's share of all four gates, for every step at once (one matmul, not T)
         from_input = x @ self.weight_ih_l0.T + self.bias_ih_l0
+        # weight drop hands in a thinned copy of the recurrent weight for this call
+        w_hh = self.weight_hh_l0 if weight_hh is None else weight_hh
         outputs, trace = [], {name: [] for name in GATES}
         for t in range(steps):
-            pre = from_input[:, t] + h @ self.weight_hh_l0.T + self.bias_hh_l0
+            pre = from_input[:, t] + h @ w_hh.T + self.bias_hh_l0
             pre_input, pre_forget, pre_candidate, pre_output = pre.chunk(4, dim=-1)
             # forget gate: selector f_t in (0, 1) scales down the old memory, f_t * c_{t-1}
             forget = torch.sigmoid(pre_forget)

@@ -25,11 +25,17 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
+from rnnlab.models import weight_drop
 from rnnlab.models.fast_rnn import FastRNN
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-# what make_direction builds: PyTorch's modules, but the tanh RNN's hand-differentiated subclass
-DIRECTIONS: dict[str, type[nn.RNNBase]] = {**CELLS, "rnn": FastRNN}
+# what make_direction builds: PyTorch's modules with a `weight_hh` argument for weight drop, and
+# for the tanh RNN its hand-differentiated subclass
+DIRECTIONS: dict[str, type[nn.RNNBase]] = {
+    "rnn": FastRNN,
+    "lstm": weight_drop.LSTM,
+    "gru": weight_drop.GRU,
+}
 _SHARDABLE = frozenset({*CELLS.values(), *DIRECTIONS.values()})  # keep no per-call state
 
 
@@ -52,7 +58,8 @@ class RecurrentEncoder(nn.Module):
     """Stacked (bi)directional RNN/LSTM/GRU over padded batches.
 
     `direction_factory(cell, input_size, hidden_size)` builds each layer's direction modules, so a
-    hand-written cell can stand in for PyTorch's.
+    hand-written cell can stand in for PyTorch's. Each must accept `weight_hh=` (a thinned
+    recurrent weight for one call) when `weight_drop` > 0.
     """
 
     def __init__(
@@ -64,6 +71,7 @@ class RecurrentEncoder(nn.Module):
         bidirectional: bool = False,
         dropout: float = 0.0,
         direction_factory: Callable[[str, int, int], nn.Module] = make_direction,
+        weight_drop: float = 0.0,
     ):
         super().__init__()
         self.hidden_size = hidden_size
@@ -77,6 +85,8 @@ class RecurrentEncoder(nn.Module):
             for i in range(num_layers)
         )
         self.dropout = nn.Dropout(dropout)  # between layers, as nn.LSTM(dropout=...) does
+        # in training, this fraction of each direction's recurrent weights is zeroed per batch
+        self.weight_drop = weight_drop
         # CPU row shards run in parallel: None = one per torch thread (at most one per
         # MIN_SHARD_ROWS rows); 1 = the whole batch on the calling thread.
         self.shards: int | None = None
@@ -90,15 +100,16 @@ class RecurrentEncoder(nn.Module):
         joined with the backward direction's output at its first token.
         """
         shards = self._shard_count(x)
+        weight_masks = self._weight_masks()  # one per batch: every shard runs the same weights
         if shards <= 1:
-            return self._dense(x, lengths)
+            return self._dense(x, lengths, weight_masks=weight_masks)
         lengths = lengths.to(x.device)
         bounds = [(len(x) * k // shards, len(x) * (k + 1) // shards) for k in range(shards)]
         steps = [int(lengths[lo:hi].max()) for lo, hi in bounds]
         masks = self._dropout_masks(x)  # drawn here, in order: a seeded run repeats exactly
         if torch.is_grad_enabled():
             params = tuple(p for p in self.parameters() if p.requires_grad)
-            return _Sharded.apply(self, lengths, bounds, steps, masks, x, *params)
+            return _Sharded.apply(self, lengths, bounds, steps, (masks, weight_masks), x, *params)
         inference = torch.is_inference_mode_enabled()
 
         outputs = x.new_empty((len(x), x.size(1), self.output_size))
@@ -106,7 +117,9 @@ class RecurrentEncoder(nn.Module):
         def run(k: int) -> torch.Tensor:
             (lo, hi), t = bounds[k], steps[k]
             with torch.inference_mode() if inference else torch.no_grad():
-                out, final = self._dense(x[lo:hi, :t], lengths[lo:hi], _rows(masks, lo, hi, t))
+                out, final = self._dense(
+                    x[lo:hi, :t], lengths[lo:hi], _rows(masks, lo, hi, t), weight_masks
+                )
                 _place(outputs, lo, hi, out)  # inference mode is per thread, as is its tensor
             return final
 
@@ -133,19 +146,33 @@ class RecurrentEncoder(nn.Module):
         keep = [torch.empty(shape, dtype=x.dtype).bernoulli_(1 - p) for _ in self.layers[1:]]
         return [None, *(m.div_(1 - p) for m in keep)]
 
+    def _weight_masks(self) -> list[list[torch.Tensor | None]]:
+        """Weight-drop masks per layer and direction, or None where the weights run as they are."""
+        drop = self.training and self.weight_drop > 0
+        return [
+            [
+                weight_drop.weight_mask(d.weight_hh_l0, self.weight_drop) if drop else None
+                for d in ds
+            ]
+            for ds in self.layers
+        ]
+
     def _dense(
         self,
         x: torch.Tensor,
         lengths: torch.Tensor,
         masks: Sequence[torch.Tensor | None] | None = None,
+        weight_masks: Sequence[Sequence[torch.Tensor | None]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The whole batch on the calling thread (inter-layer dropout from `masks` if given)."""
+        """The whole batch on the calling thread (inter-layer dropout from `masks` if given,
+        thinned recurrent weights from `weight_masks`)."""
         for i, directions in enumerate(self.layers):
             if i > 0:
                 x = self.dropout(x) if masks is None else _dropped(x, masks[i])
-            outputs = [directions[0](x)[0]]
+            hh = weight_masks[i] if weight_masks else [None] * len(directions)
+            outputs = [_run(directions[0], x, hh[0])]
             if self.directions == 2:
-                backward = directions[1](reverse_valid(x, lengths))[0]
+                backward = _run(directions[1], reverse_valid(x, lengths), hh[1])
                 outputs.append(reverse_valid(backward, lengths))
             x = torch.cat(outputs, dim=-1) if self.directions == 2 else outputs[0]
         rows = torch.arange(x.size(0), device=x.device)
@@ -153,6 +180,14 @@ class RecurrentEncoder(nn.Module):
         if self.directions == 2:
             final = torch.cat([final, x[:, 0, self.hidden_size :]], dim=-1)
         return x, final
+
+
+def _run(direction: nn.Module, x: torch.Tensor, weight_mask: torch.Tensor | None) -> torch.Tensor:
+    """One direction's per-step outputs; with a weight-drop mask, the thinned recurrent weight
+    is made here, in the calling thread's graph, so its gradient reaches `weight_hh_l0`."""
+    if weight_mask is None:
+        return direction(x)[0]
+    return direction(x, weight_hh=direction.weight_hh_l0 * weight_mask)[0]
 
 
 def _dropped(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -211,14 +246,17 @@ class _Sharded(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, encoder, lengths, bounds, steps, masks, x, *params):
+    def forward(ctx, encoder, lengths, bounds, steps, all_masks, x, *params):
         outputs = x.new_empty((len(x), x.size(1), encoder.output_size))
+        masks, weight_masks = all_masks
 
         def run(k: int):
             (lo, hi), t = bounds[k], steps[k]
             with torch.enable_grad():
                 rows = x[lo:hi, :t].detach().requires_grad_(x.requires_grad)
-                out, final = encoder._dense(rows, lengths[lo:hi], _rows(masks, lo, hi, t))
+                out, final = encoder._dense(
+                    rows, lengths[lo:hi], _rows(masks, lo, hi, t), weight_masks
+                )
             _place(outputs, lo, hi, out.detach())
             return rows, out, final
 
