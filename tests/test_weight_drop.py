@@ -67,9 +67,9 @@ def test_training_runs_a_packed_reference_with_the_thinned_weights(cell, shards)
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru", "lstm_scratch"])
 def test_evaluation_uses_the_whole_weights(cell):
     torch.manual_seed(0)
-    dropped = RecurrentClassifier(40, cell, 8, 6, bidirectional=True, pooling="final+max")
-    plain = RecurrentClassifier(40, cell, 8, 6, bidirectional=True, pooling="final+max")
-    dropped.weight_drop = dropped.encoder.weight_drop = 0.5
+    sizes = {"bidirectional": True, "pooling": "final+max"}
+    dropped = RecurrentClassifier(40, cell, 8, 6, **sizes, weight_drop=0.5)
+    plain = RecurrentClassifier(40, cell, 8, 6, **sizes)
     plain.load_state_dict(dropped.state_dict())
     ids = torch.randint(2, 40, (5, 12))
     lengths = torch.tensor([12, 3, 8, 1, 12])

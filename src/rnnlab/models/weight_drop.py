@@ -12,12 +12,7 @@ import torch
 from torch import nn
 
 # PyTorch's functional recurrences, one per nn.RNNBase mode; the same ops nn.LSTM/GRU/RNN call
-_OPS = {
-    "LSTM": torch.lstm,
-    "GRU": torch.gru,
-    "RNN_TANH": torch.rnn_tanh,
-    "RNN_RELU": torch.rnn_relu,
-}
+_OPS = {"LSTM": torch.lstm, "GRU": torch.gru, "RNN_TANH": torch.rnn_tanh}
 
 
 class RecurrentWeightOverride(nn.RNNBase):
