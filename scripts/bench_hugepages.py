@@ -26,6 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SIDES = {"0": "4 KiB pages", "1": "huge pages"}
+sys.path.insert(0, str(ROOT / "scripts"))  # bench.py, whose rnnlab loop this times
 
 
 def child(args: argparse.Namespace) -> None:
@@ -60,7 +61,7 @@ def child(args: argparse.Namespace) -> None:
     )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="bilstm", help="rnn, lstm, gru or bilstm")
     parser.add_argument("--reviews", type=int, default=4000, help="labeled reviews in the slice")
@@ -71,7 +72,8 @@ def main() -> None:
     )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cache", help=argparse.SUPPRESS)  # the runs' shared token cache
-    args = parser.parse_args()
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(argv)
     if args.child:
         return child(args)
     if not Path(args.data).exists():
@@ -92,7 +94,7 @@ def main() -> None:
 
     # tokenized once, before the runs, so that none of them counts it in its kernel and user time
     bench.rnnlab_prepare(args.data, Path(cache.name), Path(cache.name) / "prepare")
-    command = [sys.executable, __file__, "--child", "--cache", cache.name, *sys.argv[1:]]
+    command = [sys.executable, __file__, "--child", "--cache", cache.name, *argv]
     for turn in range(args.turns):
         for side, name in SIDES.items():
             env = {**os.environ, "THP_MEM_ALLOC_ENABLE": side}

@@ -51,3 +51,31 @@ def test_tip_loop_times_only_the_steps_after_warm_up(bench, family):
     assert result["steps"] == 3 and result["reviews"] == 3 * bench.BATCH
     assert 3 * 3 * bench.BATCH <= result["tokens"] <= 3 * 11 * bench.BATCH
     assert result["seconds"] > 0
+
+
+HUGEPAGES = BENCH.with_name("bench_hugepages.py")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/smaps_rollup").exists(), reason="Linux only")
+def test_hugepage_bench_runs_both_sides_and_prints_its_summary(synthetic_archive, capsys):
+    spec = importlib.util.spec_from_file_location("bench_hugepages", HUGEPAGES)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(
+        ["--turns", "1", "--steps", "8", "--reviews", "600", "--data", str(synthetic_archive)]
+    )
+    out = capsys.readouterr().out
+    assert "turn 1 4 KiB pages" in out and "turn 1 huge pages" in out
+    fields = dict(item.split("=") for item in out.strip().splitlines()[-1].split())
+    assert set(fields) == {
+        "hugepage_speedup",
+        "small_pages_tokens_per_s",
+        "huge_pages_tokens_per_s",
+    }
+    small, huge = (
+        float(fields["small_pages_tokens_per_s"]),
+        float(fields["huge_pages_tokens_per_s"]),
+    )
+    assert small > 0 and huge > 0
+    assert float(fields["hugepage_speedup"]) == pytest.approx(huge / small, rel=2e-3)
