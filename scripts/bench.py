@@ -15,17 +15,28 @@ letters and spaces; skipping punkt only flatters the tip), a first-seen vocabula
 unbucketed DataLoader, `pack_padded_sequence(enforce_sorted=False)`, BCE-with-logits, AdamW.
 rnnlab runs `rnnlab.train.train` on the composed `train.py` config, Lightning Trainer included.
 
+The first lines name the machine: the CPU model, its vector units (AVX2, AVX-512, AVX512-BF16,
+AMX) and the kernels torch picked. On the CPU the table has a row per side:
+- `tip loop (packed)`: the tip's loop as written, computing with subnormal floats;
+- `tip loop + flush`: the same loop with subnormals flushed to zero (`rnnlab.runtime`), which
+  separates what rnnlab's own engineering gains from what the flush gains;
+- `rnnlab (train.py)`: rnnlab's path with its config's `runtime` (the flush on by default);
+- `rnnlab bf16-mixed`: the same with `trainer.precision=bf16-mixed`, on CPUs with bf16 units
+  only (`--no-bf16` leaves it out), its fraction taken of the bf16 matmul rate.
+The headline `speedup=` is rnnlab against the tip's loop as written; `speedup_vs_flushed_tip=`
+against its flushed peer, `bf16_ratio=` bf16-mixed against fp32 tokens/s.
+
 Throughput counts real (non-padding) tokens over the timed steps (the first few steps are a
-warm-up for both). With `--repeats N` the two loops take turns N times and each side reports its
+warm-up for all). With `--repeats N` the loops take turns N times and each side reports its
 median run, since a shared machine's speed drifts between runs. Achieved GFLOP/s counts the
 recurrent gate matmuls (input and hidden, forward plus twice that for backward) per real token,
-against this machine's measured fp32 matmul rate: the best of a measurement at the start and one
+against this machine's measured matmul rate: the best of a measurement at the start and one
 after each turn (the first one in a process often runs slow, and the best is the fair ceiling).
-rnnlab is imported first, as train.py does, so the whole process, the tip's loop included, runs
-with rnnlab's allocator setting (huge pages for large tensors, see src/rnnlab/__init__.py).
-With `trainer=gpu` both loops run on the GPU (the tip's in fp32, as the tip does; rnnlab's in the
-`trainer.precision` given), the matmul rate is measured there (bf16 when rnnlab runs bf16-mixed),
-and each loop's peak GPU memory is printed beside its RSS.
+Huge pages are switched on first, as train.py does, so the whole process, the tip's loop
+included, runs with rnnlab's allocator setting (`rnnlab.runtime.use_huge_pages`).
+With `trainer=gpu` the tip's loop and rnnlab's run on the GPU (the tip's in fp32, as the tip
+does; rnnlab's in the `trainer.precision` given), the matmul rate is measured there (bf16 when
+rnnlab runs bf16-mixed), and each loop's peak GPU memory is printed beside its RSS.
 Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
 not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
 and vocabulary) in a fresh cache directory, and with the cached run.
@@ -36,6 +47,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import platform
 import re
 import resource
 import sys
@@ -45,14 +57,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-# rnnlab first, as train.py imports it: it turns on torch's huge pages, which torch reads at its
-# first CPU allocation (importing lightning already makes one)
-import rnnlab  # noqa: F401  # isort: skip
-import torch
-from lightning.pytorch.callbacks import Callback
-from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence
-from torch.utils.data import DataLoader, Dataset
+# huge pages first, as train.py does: torch reads the setting at its first CPU allocation
+# (importing lightning already makes one)
+from rnnlab.runtime import flush_subnormals, tune_process, use_huge_pages  # isort: skip
+
+use_huge_pages()
+
+import torch  # noqa: E402
+from lightning.pytorch.callbacks import Callback  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence  # noqa: E402
+from torch.utils.data import DataLoader, Dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NLTK_DATA", str(ROOT.parent / "shared" / "nltk_data"))
@@ -67,6 +82,20 @@ FAMILIES = {
 GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
 BATCH, EMB, HIDDEN, LR, MIN_FREQ, MAX_VOCAB = 64, 128, 128, 1e-3, 2, 30_000
 WARMUP = 5
+# /proc/cpuinfo flag -> what the bench prints; bf16 units make `trainer.precision=bf16-mixed` pay
+ISA_UNITS = (
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX512-BF16"),
+    ("amx_tile", "AMX"),
+    ("amx_bf16", "AMX-BF16"),
+)
+TIP, TIP_FLUSH, OURS, OURS_BF16 = (
+    "tip loop (packed)",
+    "tip loop + flush",
+    "rnnlab (train.py)",
+    "rnnlab bf16-mixed",
+)
 
 
 # -- measuring ------------------------------------------------------------------------------------
@@ -344,9 +373,32 @@ def rnnlab_train(
             "warmup": WARMUP,
             "device": device,
         }
+    tune_process(cfg.runtime)  # as train.py does: the subnormal flush (on by default), threads
     train(cfg)
     c = StepClock.latest
     return {"seconds": c.end - c.start, "tokens": c.tokens, "reviews": c.reviews, "steps": c.steps}
+
+
+def cpu_description() -> tuple[str, list[str]]:
+    """This machine's CPU model and the vector units that matter here (from /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    units = [name for flag, name in ISA_UNITS if flag in flags]
+    return model, units
+
+
+def has_bf16_units(units: list[str]) -> bool:
+    return "AVX512-BF16" in units or "AMX-BF16" in units
 
 
 # -- the run ---------------------------------------------------------------------------------------
@@ -361,10 +413,15 @@ def main(argv: list[str] | None = None) -> None:
         help="skip timing the tip's tokenization of every review (training comparison only)",
     )
     parser.add_argument(
+        "--no-bf16",
+        action="store_true",
+        help="skip the bf16-mixed row that runs by default on CPUs with bf16 units",
+    )
+    parser.add_argument(
         "--repeats",
         type=int,
         default=1,
-        help="run both loops this many times, taking turns; each side reports its median run",
+        help="run the loops this many times, taking turns; each side reports its median run",
     )
     parser.add_argument(
         "overrides",
@@ -414,17 +471,33 @@ def main(argv: list[str] | None = None) -> None:
 
     from rnnlab.data.sources import load_reviews
 
+    cpu, units = cpu_description()
+    # on the CPU: the tip's loop as written and with the flush; rnnlab fp32, and bf16-mixed where
+    # the CPU has bf16 units (unless the trainer overrides already pick a precision)
+    sides = [TIP, OURS] if device == "cuda" else [TIP, TIP_FLUSH, OURS]
+    bf16_side = device == "cpu" and not bf16 and not args.no_bf16 and has_bf16_units(units)
+    if bf16_side:
+        sides.append(OURS_BF16)
     print(
         f"{args.model}, {args.reviews} reviews, {args.steps} steps, torch threads "
         f"{torch.get_num_threads()}, {os.cpu_count()} CPUs, load average "
         f"{os.getloadavg()[0]:.1f}, data {data_path}",
         flush=True,
     )
+    print(
+        f"CPU: {cpu}; {', '.join(units) or 'none of AVX2/AVX-512/AMX'}; torch "
+        f"{torch.__version__} kernels: {torch.backends.cpu.get_cpu_capability()}",
+        flush=True,
+    )
     precision = "bf16" if bf16 else "fp32"
     dtype = torch.bfloat16 if bf16 else torch.float32
-    rates = [matmul_gflops(device, dtype)]  # and again after each turn: the best is the reference
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
-    print(f"{precision} matmul on {name}: {rates[0]:.1f} GFLOP/s", flush=True)
+    # matmul rates at the start and after each turn: the best of each is the reference
+    rates = {precision: [matmul_gflops(device, dtype)]}
+    if bf16_side:
+        rates["bf16"] = [matmul_gflops(device, torch.bfloat16)]
+    for kind, measured in rates.items():
+        print(f"{kind} matmul on {name}: {measured[0]:.1f} GFLOP/s", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="rnnlab-bench-") as tmp:
         tmp = Path(tmp)
@@ -454,57 +527,74 @@ def main(argv: list[str] | None = None) -> None:
         del tip_tokens, reviews, picker
         gc.collect()
 
-        # the two loops take turns, `--repeats` times; each side reports its median run
-        runs: dict[str, list[dict]] = {"tip loop (packed)": [], "rnnlab (train.py)": []}
+        def run_side(side: str, repeat: int) -> dict:
+            if side in (TIP, TIP_FLUSH):
+                # the tip as written computes with subnormals; its peer row flushes them
+                flush_subnormals(side == TIP_FLUSH)
+                return tip_train(args.model, slice_tokens, slice_labels, args.steps, device)
+            extra = ["trainer.precision=bf16-mixed"] if side == OURS_BF16 else []
+            return rnnlab_train(
+                args.model,
+                data_path,
+                args.reviews,
+                args.steps,
+                cache,
+                tmp / f"train{repeat}{'_bf16' if extra else ''}",
+                trainer_overrides + extra,
+                device,
+            )
+
+        # the loops take turns, `--repeats` times; each side reports its median run
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
         for repeat in range(args.repeats):
-            with PeakRSS() as rss:
-                tip = tip_train(args.model, slice_tokens, slice_labels, args.steps, device)
-            runs["tip loop (packed)"].append({**tip, "rss": rss.peak, "gpu": gpu_peak(device)})
-            print(f"tip loop done ({repeat + 1} of {args.repeats})", flush=True)
-            gc.collect()
-            with PeakRSS() as rss:
-                ours = rnnlab_train(
-                    args.model,
-                    data_path,
-                    args.reviews,
-                    args.steps,
-                    cache,
-                    tmp / f"train{repeat}",
-                    trainer_overrides,
-                    device,
+            for side in sides:
+                with PeakRSS() as rss:
+                    result = run_side(side, repeat)
+                runs[side].append({**result, "rss": rss.peak, "gpu": gpu_peak(device)})
+                print(f"{side} done ({repeat + 1} of {args.repeats})", flush=True)
+                gc.collect()
+            for kind, measured in rates.items():
+                measured.append(
+                    matmul_gflops(device, torch.bfloat16 if kind == "bf16" else torch.float32)
                 )
-            runs["rnnlab (train.py)"].append({**ours, "rss": rss.peak, "gpu": gpu_peak(device)})
-            gc.collect()
-            rates.append(matmul_gflops(device, dtype))
-        results = {name: median_run(side) for name, side in runs.items()}
+        results = {side: median_run(side_runs) for side, side_runs in runs.items()}
 
     per_token = flops_per_token(args.model)
-    rate = max(rates)
+    best = {kind: max(measured) for kind, measured in rates.items()}
     print()
     header = f"{'loop':<20}{'reviews/s':>11}{'tokens/s':>11}{'GFLOP/s':>9}{'of matmul':>11}"
     gpu_header = f"{'peak GPU':>10}" if device == "cuda" else ""
     print(f"{header}{'peak RSS':>10}{gpu_header}")
     rows_out = {}
-    for name, r in results.items():
+    for side, r in results.items():
         tps = r["tokens"] / r["seconds"]
         gflops = tps * per_token / 1e9
-        rows_out[name] = (tps, gflops / rate)
+        rate = best["bf16" if side == OURS_BF16 else precision]
+        rows_out[side] = (tps, gflops / rate)
         print(
-            f"{name:<20}{r['reviews'] / r['seconds']:>11.1f}{tps:>11.0f}{gflops:>9.1f}"
+            f"{side:<20}{r['reviews'] / r['seconds']:>11.1f}{tps:>11.0f}{gflops:>9.1f}"
             f"{gflops / rate:>10.1%}{r['rss'] / 2**20:>8.0f} MB"
             + (f"{r['gpu'] / 2**20:>7.0f} MB" if device == "cuda" else "")
         )
+    references = "; ".join(
+        f"{kind} matmul {best[kind]:.1f} GFLOP/s, the best of "
+        + ", ".join(f"{r:.1f}" for r in measured)
+        for kind, measured in rates.items()
+    )
     print(
-        f"({args.model}: {per_token / 1e6:.2f} MFLOP per token; {results['tip loop (packed)']['steps']}"
-        f" timed steps of {BATCH} reviews each after {WARMUP} warm-up steps; {precision} matmul "
-        f"{rate:.1f} GFLOP/s, the best of {', '.join(f'{r:.1f}' for r in rates)}; peak RSS of "
-        "the whole process during each loop; "
-        f"max RSS of the run {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
+        f"({args.model}: {per_token / 1e6:.2f} MFLOP per token; {results[TIP]['steps']}"
+        f" timed steps of {BATCH} reviews each after {WARMUP} warm-up steps; {references}"
+        + (f" ({OURS_BF16} against bf16)" if bf16_side else "")
+        + "; peak RSS of the whole process during each loop; max RSS of the run "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB)"
     )
     if args.repeats > 1:
-        for name, side in runs.items():
-            rates = ", ".join(f"{r['tokens'] / r['seconds']:.0f}" for r in side)
-            print(f"({name} tokens/s per repeat: {rates}; the table shows the median run)")
+        for side, side_runs in runs.items():
+            per_repeat = ", ".join(f"{r['tokens'] / r['seconds']:.0f}" for r in side_runs)
+            print(f"({side} tokens/s per repeat: {per_repeat}; the table shows the median run)")
+    if device == "cpu" and not bf16_side and not bf16:
+        reason = "--no-bf16" if args.no_bf16 else "this CPU has no bf16 units (AVX512-BF16, AMX)"
+        print(f"(no bf16-mixed row: {reason}; fp32 is rnnlab's CPU precision here)")
     print(f"(load average {os.getloadavg()[0]:.1f} at the end: other processes share the CPUs)")
     print()
     print(f"{'preprocessing':<44}{'seconds':>9}")
@@ -512,13 +602,23 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'rnnlab first run (fresh cache)':<44}{first:>9.1f}")
     print(f"{'rnnlab cached run':<44}{cached:>9.2f}")
     print()
-    tip_tps, _ = rows_out["tip loop (packed)"]
-    ours_tps, ours_fraction = rows_out["rnnlab (train.py)"]
-    print(
+    tip_tps, _ = rows_out[TIP]
+    ours_tps, ours_fraction = rows_out[OURS]
+    line = (
         f"speedup={ours_tps / tip_tps:.2f} tokens_per_s={ours_tps:.0f} tip_tokens_per_s="
-        f"{tip_tps:.0f} peak_fraction={ours_fraction:.3f} prep_speedup={tip_prep / first:.2f} "
-        f"cached_prep_s={cached:.2f}"
+        f"{tip_tps:.0f} "
     )
+    if TIP_FLUSH in rows_out:
+        flushed_tps, _ = rows_out[TIP_FLUSH]
+        line += (
+            f"tip_flush_tokens_per_s={flushed_tps:.0f} "
+            f"speedup_vs_flushed_tip={ours_tps / flushed_tps:.2f} "
+        )
+    line += f"peak_fraction={ours_fraction:.3f} "
+    if OURS_BF16 in rows_out:
+        line += f"bf16_ratio={rows_out[OURS_BF16][0] / ours_tps:.2f} "
+    line += f"prep_speedup={tip_prep / first:.2f} cached_prep_s={cached:.2f}"
+    print(line)
 
 
 if __name__ == "__main__":

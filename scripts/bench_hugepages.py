@@ -3,8 +3,9 @@
     python scripts/bench_hugepages.py                         # BiLSTM, 3 turns of 60 steps each
     python scripts/bench_hugepages.py --model gru --turns 5 --steps 40
 
-Importing rnnlab sets THP_MEM_ALLOC_ENABLE=1 unless the environment already sets it, and torch
-reads it at its first CPU allocation, so each run is a fresh process: bench.py's rnnlab loop
+The entry points (and bench.py) set THP_MEM_ALLOC_ENABLE=1 unless the environment already sets
+it (`rnnlab.runtime.use_huge_pages`), and torch reads it at its first CPU allocation, so each run
+is a fresh process: bench.py's rnnlab loop
 (`rnnlab.train.train` on the composed train.py config, Lightning Trainer included) on the same
 slice of reviews, with THP_MEM_ALLOC_ENABLE=0 and =1 in turn. Each run prints its tokens/s over
 the timed steps, the minor page faults and kernel CPU seconds of the whole run, and how much of

@@ -4,14 +4,19 @@ Writes one PNG for one review: the words along x, the LSTM's mean forget, input 
 per word, and the model's positive probability had the review ended at each word.
 """
 
-import hydra
-from omegaconf import DictConfig
+from rnnlab.runtime import tune_process, use_huge_pages
 
-from rnnlab.explain import run
+use_huge_pages()  # before torch's first allocation
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from rnnlab.explain import run  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
+    tune_process(cfg.runtime)
     run(cfg)
 
 

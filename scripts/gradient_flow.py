@@ -4,14 +4,22 @@ Trains RNN, GRU, LSTM and BiLSTM briefly on an IMDB slice (or loads `+ckpt.<name
 writes one PNG of ||dL/dh_t|| against steps from the end, at initialization and after training.
 """
 
-import hydra
-from omegaconf import DictConfig
+from rnnlab.runtime import tune_process, use_huge_pages
 
-from rnnlab.gradient_flow import compare
+use_huge_pages()  # before torch's first allocation
+
+import hydra  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from rnnlab.gradient_flow import compare  # noqa: E402
+from rnnlab.sweeps import register_resolvers  # noqa: E402
+
+register_resolvers()  # conf/hydra/default.yaml names the run directory with them
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="gradient_flow")
 def main(cfg: DictConfig) -> None:
+    tune_process(cfg.runtime)
     compare(cfg)
 
 

@@ -10,12 +10,15 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, open_dict
 
 from rnnlab.data.synthetic import write_dataset
+from rnnlab.sweeps import register_resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 SHARED_DATA = Path(os.environ.get("RNNLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
 os.environ.setdefault("NLTK_DATA", str(ROOT.parent / "shared" / "nltk_data"))
+# as the entry points do: the configs' run and sweep directories are named with these
+register_resolvers()
 
 
 @pytest.fixture

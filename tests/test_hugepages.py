@@ -1,5 +1,5 @@
-"""Importing rnnlab puts torch's large CPU tensors on transparent huge pages (rnnlab/__init__.py);
-THP_MEM_ALLOC_ENABLE=0 in the environment keeps them on small pages."""
+"""The entry points put torch's large CPU tensors on transparent huge pages
+(`rnnlab.runtime.use_huge_pages`); THP_MEM_ALLOC_ENABLE=0 in the environment keeps small pages."""
 
 from __future__ import annotations
 
@@ -13,9 +13,11 @@ import pytest
 THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 MODE = THP.read_text() if THP.exists() else ""
 
-# rnnlab first, as train.py does; lightning makes torch's first CPU allocation on import
+# as train.py starts; lightning makes torch's first CPU allocation on import
 PROBE = """
-import rnnlab, torch, lightning
+from rnnlab.runtime import use_huge_pages
+use_huge_pages()
+import torch, lightning
 x = torch.ones(64 * 2**20)  # 256 MiB
 with open("/proc/self/smaps_rollup") as f:
     print(next(int(line.split()[1]) for line in f if line.startswith("AnonHugePages")))
@@ -36,7 +38,7 @@ MADVISE_ONLY = pytest.mark.skipif("[madvise]" not in MODE, reason="THP is not in
 
 
 @MADVISE_ONLY
-def test_a_large_tensor_lands_on_huge_pages_after_importing_rnnlab():
+def test_a_large_tensor_lands_on_huge_pages_as_train_py_starts():
     assert huge_kib() >= 128 * 1024  # at least half of the 256 MiB tensor
 
 

@@ -205,7 +205,9 @@ def test_joblib_runs_two_jobs_in_parallel_processes(data, tmp_path):
         # each job ran in its own worker process, with its share of the cores
         # events.out.tfevents.<time>.<host>.<pid>.<n>
         pids |= {p.name.rsplit(".", 2)[1] for p in job.glob("events.out.tfevents.*")}
-        assert f"torch threads: {threads} (" in (job / "train.log").read_text()
+        log = (job / "train.log").read_text()
+        assert f"torch threads: {threads} (" in log
+        assert "subnormal floats: flushed to zero" in log  # in the job's own process
     assert len(pids) == 2 and str(os.getpid()) not in pids
 
 
@@ -216,6 +218,7 @@ def test_submitit_local_runs_sweep_jobs(data, tmp_path):
     jobs = job_dirs(sweep)
     assert sorted(jobs) == ["model=gru", "model=rnn"]
     assert all(metrics(job)["status"] == "completed" for job in jobs.values())
+    assert all("subnormal floats: flushed" in (j / "train.log").read_text() for j in jobs.values())
     # submitit's own records: one folder per job (named by its id), each with the job's result
     records = [p for p in (sweep / ".submitit").iterdir() if p.name.isdigit()]
     assert len(records) == 2 and all(any(p.glob("*_result.pkl")) for p in records)

@@ -1,7 +1,9 @@
 """Hydra plumbing for sweeps: collision-free run directories, job directories named by what a
 sweep varies, torch threads shared out among parallel jobs, and DDP inside a multirun.
 
-`conf/hydra/default.yaml` wires these in; the resolvers are registered on `import rnnlab`.
+`conf/hydra/default.yaml` wires these in. Entry points register the resolvers
+(`register_resolvers`); in a sweep job's own process (joblib, submitit) `SweepSetup` does, as
+Hydra unpickles it there, before the job's directory name is resolved.
 """
 
 from __future__ import annotations
@@ -130,10 +132,20 @@ class SweepSetup(Callback):
        inside jobs. Without this, `python train.py -m ...` fails with "HydraConfig was not set".
     """
 
+    def __reduce__(self) -> tuple[Any, tuple]:
+        # a sweep job's process (joblib, submitit) never ran the entry point's module
+        return _sweep_setup_in_job_process, ()
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         os.environ[SWEPT_ENV] = json.dumps(swept_keys(config))
         if not HydraConfig.initialized():
             HydraConfig.instance().set_config(config)
+
+
+def _sweep_setup_in_job_process() -> SweepSetup:
+    """How `SweepSetup` is unpickled in a sweep job's process: with the resolvers registered."""
+    register_resolvers()
+    return SweepSetup()
 
 
 def register_resolvers() -> None:
@@ -161,7 +173,7 @@ def torch_threads(requested: int | None = None) -> tuple[int | None, str]:
     the jobs a parallel launcher runs at once (joblib's n_jobs), else the CPUs SLURM/submitit
     gave the task. None: torch's own default (a single run has the machine to itself)."""
     if requested:
-        return int(requested), "threads"
+        return int(requested), "runtime.threads"
     if not HydraConfig.initialized():
         return None, ""
     launcher = HydraConfig.get().launcher

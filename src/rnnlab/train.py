@@ -20,7 +20,7 @@ from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.linear import is_linear, train_linear
 from rnnlab.module import SentimentModule
-from rnnlab.sweeps import configure_threads, ddp_children_follow_this_job, standard_start_method
+from rnnlab.sweeps import ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,6 @@ def log_hyperparameters(cfg: DictConfig, n_params: int, loggers: list[Logger]) -
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one configuration; returns the final metrics (the trainer's, or the linear
     baseline's, named alike)."""
-    configure_threads(cfg.get("threads"))
     if is_linear(cfg.model):  # fits in one pass, without a Trainer
         return train_linear(cfg)
     standard_start_method()

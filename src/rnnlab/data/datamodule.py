@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from rnnlab.data.corpus import Corpus, cached_corpus
 from rnnlab.data.preprocess import Preprocessor
 from rnnlab.data.sources import DataError, load_reviews, require_path
 from rnnlab.data.vocab import Vocab
+from rnnlab.runtime import init_dataloader_worker, subnormal_flush
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +275,14 @@ class IMDBDataModule(L.LightningDataModule):
             # draws from the global generator that dropout uses, at points a resumed run cannot
             # repeat, and a resumed run's dropout masks would differ from an uninterrupted one's
             generator=torch.Generator().manual_seed(self.hparams.seed),
+            # workers compute with this process's subnormal flush (rnnlab.runtime)
+            worker_init_fn=partial(
+                init_dataloader_worker,
+                flush=subnormal_flush(),
+                rank=self.trainer.global_rank if self.trainer else 0,
+            )
+            if workers > 0
+            else None,
         )
 
     def train_dataloader(self) -> DataLoader:

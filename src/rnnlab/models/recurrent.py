@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from torch import nn
 
+from rnnlab import runtime
 from rnnlab.models import weight_drop
 from rnnlab.models.fast_rnn import FastRNN
 
@@ -112,7 +113,7 @@ class RecurrentEncoder(nn.Module):
             return _Sharded.apply(self, lengths, bounds, steps, (masks, weight_masks), x, *params)
         inference = torch.is_inference_mode_enabled()
 
-        outputs = x.new_empty((len(x), x.size(1), self.output_size))
+        outputs = x.new_empty((len(x), x.size(1), self.output_size), dtype=_output_dtype(x))
 
         def run(k: int) -> torch.Tensor:
             (lo, hi), t = bounds[k], steps[k]
@@ -126,7 +127,7 @@ class RecurrentEncoder(nn.Module):
         return outputs, torch.cat(_in_parallel(run, shards))
 
     def _shard_count(self, x: torch.Tensor) -> int:
-        if x.device.type != "cpu" or torch.is_autocast_enabled("cpu"):
+        if x.device.type != "cpu":
             return 1
         if not all(type(d) in _SHARDABLE for layer in self.layers for d in layer):
             return 1  # a hand-written cell may keep per-call state; keep it on one thread
@@ -190,6 +191,11 @@ def _run(direction: nn.Module, x: torch.Tensor, weight_mask: torch.Tensor | None
     return direction(x, weight_hh=direction.weight_hh_l0 * weight_mask)[0]
 
 
+def _output_dtype(x: torch.Tensor) -> torch.dtype:
+    """What the recurrent layers return for input x: under CPU autocast, its lower precision."""
+    return torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else x.dtype
+
+
 def _dropped(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * mask
 
@@ -218,16 +224,24 @@ os.register_at_fork(after_in_child=_reset_pool)
 
 
 def _in_parallel(work: Callable[[int], object], shards: int) -> list:
-    """Run work(0..shards-1) on pool threads with one intra-op thread each; results in order."""
+    """Run work(0..shards-1) on pool threads with one intra-op thread each; results in order.
+
+    What is per thread comes along from the calling thread: the subnormal flush (a pool thread
+    may predate the process's choice, see rnnlab.runtime) and CPU autocast (bf16-mixed).
+    """
     global _POOL
     with _POOL_LOCK:
         if _POOL is None or _POOL._max_workers < shards:
             _POOL = ThreadPoolExecutor(shards, thread_name_prefix="rnnlab-shard")
         pool = _POOL
+    autocast = torch.is_autocast_enabled("cpu")
+    autocast_dtype = torch.get_autocast_dtype("cpu")
 
     def single_threaded(k: int):
         torch.set_num_threads(1)  # this pool thread's own OpenMP team: itself
-        return work(k)
+        runtime.apply_to_this_thread()
+        with torch.autocast("cpu", dtype=autocast_dtype, enabled=autocast):
+            return work(k)
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # also what threads the pool starts inherit
@@ -247,7 +261,7 @@ class _Sharded(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, encoder, lengths, bounds, steps, all_masks, x, *params):
-        outputs = x.new_empty((len(x), x.size(1), encoder.output_size))
+        outputs = x.new_empty((len(x), x.size(1), encoder.output_size), dtype=_output_dtype(x))
         masks, weight_masks = all_masks
 
         def run(k: int):

@@ -1,0 +1,162 @@
+"""Process tuning that rnnlab's entry points apply before any work: huge pages and the subnormal
+flush. Nothing here runs on import; `train.py`, `eval.py`, `predict.py` and the scripts call it.
+
+Subnormal floats (below 1.2e-38) take a slow microcode path on Intel Xeons: a BiLSTM's gradient
+from the final state alone shrinks at every step, turns subnormal after a few hundred steps, and
+the backward pass then ran 4.6x slower there (docs/performance.md). Flushing them to zero
+(FTZ/DAZ) costs nothing and changes results only in the last bits of values that small.
+The flag lives in each thread's floating-point control register, so it is set on every thread
+that computes: the calling thread, torch's OpenMP threads, the row-shard threads
+(`rnnlab.models.recurrent`) and DataLoader workers (`rnnlab.data.datamodule`) copy it from here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+# torch reads this at its first CPU allocation; importing lightning already makes one
+HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
+
+# the process's choice, which threads rnnlab starts copy; None: never set, threads keep their own
+_flush: bool | None = None
+
+
+def use_huge_pages() -> None:
+    """Large CPU tensors on transparent huge pages, unless the environment already says.
+
+    Call it before importing torch. A training step frees and reallocates the same megabyte-sized
+    buffers (oneDNN's LSTM workspace, the embedding's dense gradient), and on 4 KiB pages every
+    step faults them back in page by page: BiLSTM steps ran 6% faster on huge pages
+    (scripts/bench_hugepages.py). THP_MEM_ALLOC_ENABLE=0 in the environment keeps small pages.
+    """
+    os.environ.setdefault(HUGE_PAGES_ENV, "1")
+
+
+def flush_subnormals(on: bool = True) -> bool:
+    """Flush subnormal floats to zero (on) or compute with them (off) on this thread and torch's
+    OpenMP threads, and record the choice for the threads and workers rnnlab starts later.
+
+    Returns False where the CPU cannot (no DAZ); nothing changes then.
+    """
+    import torch
+
+    global _flush
+    if not torch.set_flush_denormal(on):
+        return False
+    _flush = on
+    _share_with_openmp_threads()
+    return True
+
+
+def subnormal_flush() -> bool | None:
+    """The process's choice: True (flushed), False (kept), None (never set: left to each thread)."""
+    return _flush
+
+
+def apply_to_this_thread(flush: bool | None = None) -> None:
+    """Give the calling thread (a row shard, a DataLoader worker) the process's flush setting,
+    or `flush` where it is given (a worker process gets the choice of the process that made it)."""
+    flush = _flush if flush is None else flush
+    if flush is not None:
+        import torch
+
+        torch.set_flush_denormal(flush)
+
+
+def tune_process(runtime: Any) -> None:
+    """What an entry point applies from its config's `runtime` node (conf/runtime/default.yaml)
+    before any work: the subnormal flush, then torch's threads."""
+    from rnnlab.errors import ConfigError
+    from rnnlab.sweeps import configure_threads
+
+    flush = runtime.get("flush_denormal", True)
+    threads = runtime.get("threads")
+    if not isinstance(flush, bool):
+        raise ConfigError(
+            f"runtime.flush_denormal={flush!r} must be true or false "
+            "(e.g. runtime.flush_denormal=false to compute with subnormal floats)."
+        )
+    if threads is not None and (
+        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
+    ):
+        raise ConfigError(
+            f"runtime.threads={threads!r} must be an integer >= 1, or null for torch's default "
+            "(e.g. runtime.threads=1)."
+        )
+    import logging
+
+    import torch
+
+    flush_subnormals(flush)
+    configure_threads(threads)
+    threads = torch.get_num_threads()
+    if flushes_subnormals():
+        state = f"flushed to zero (FTZ/DAZ) on this thread and torch's {threads} threads"
+    else:
+        state = "computed as they are" + ("" if not flush else " (this CPU cannot flush them)")
+    logging.getLogger(__name__).info("subnormal floats: %s", state)
+
+
+def flushes_subnormals() -> bool:
+    """Whether this thread and torch's OpenMP threads turn 1e-39 * 1 into 0: measured, so it
+    holds whatever set the flags (a tensor large enough that every thread takes a part)."""
+    import torch
+
+    tiny = torch.full((1 << 20,), 1e-39)
+    return int((tiny * 1).count_nonzero()) == 0
+
+
+def init_dataloader_worker(worker_id: int, flush: bool | None, rank: int = 0) -> None:
+    """A DataLoader worker's `worker_init_fn`: the flush setting of the process that made the
+    loader, then Lightning's worker seeding where `seed_everything(workers=True)` asked for it (a
+    loader with its own worker_init_fn does not get Lightning's)."""
+    apply_to_this_thread(flush)
+    if int(os.environ.get("PL_SEED_WORKERS", 0)):
+        from lightning.fabric.utilities.seed import pl_worker_init_function
+
+        pl_worker_init_function(worker_id, rank)
+
+
+def _share_with_openmp_threads() -> None:
+    """Copy the calling thread's floating-point environment into each of torch's OpenMP threads.
+
+    Threads started later copy it from the thread that starts them, but torch's OpenMP team may
+    already exist (any parallel op before this call starts it). glibc's `fesetenv(const fenv_t*)`
+    has the shape of an OpenMP outlined function (one pointer argument), so running it as a
+    parallel region of the libgomp torch uses sets every thread of that team, spare ones
+    included. Elsewhere (no libgomp loaded, not glibc) this does nothing.
+    """
+    import torch
+
+    gomp = _loaded_library("libgomp")
+    if gomp is None:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        fegetenv, fesetenv = libc.fegetenv, libc.fesetenv
+    except (OSError, AttributeError):
+        return
+    env = ctypes.create_string_buffer(256)  # fenv_t: 32 bytes on x86-64 glibc, 8 on aarch64
+    if fegetenv(env) != 0:
+        return
+    gomp.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+    gomp.GOMP_parallel.restype = None
+    threads = max(torch.get_num_threads(), os.cpu_count() or 1)
+    gomp.GOMP_parallel(ctypes.cast(fesetenv, ctypes.c_void_p), ctypes.addressof(env), threads, 0)
+
+
+def _loaded_library(name: str) -> ctypes.CDLL | None:
+    """The already-loaded shared library whose file name starts with `name` (Linux), or None."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if f"/{name}" in line}
+    except OSError:
+        return None
+    for path in sorted(paths):
+        try:
+            return ctypes.CDLL(path)  # dlopen of a loaded library returns that same instance
+        except OSError:
+            continue
+    return None
