@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,8 +16,10 @@ BENCH = Path(__file__).resolve().parents[1] / "scripts" / "bench.py"
 def bench():
     spec = importlib.util.spec_from_file_location("bench", BENCH)
     module = importlib.util.module_from_spec(spec)
+    sys.modules["bench"] = module  # where Hydra finds its StepClock callback by name
     spec.loader.exec_module(module)
-    return module
+    yield module
+    sys.modules.pop("bench", None)
 
 
 def test_unknown_override_is_refused_naming_what_is_read(bench, capsys):
@@ -79,3 +82,54 @@ def test_hugepage_bench_runs_both_sides_and_prints_its_summary(synthetic_archive
     )
     assert small > 0 and huge > 0
     assert float(fields["hugepage_speedup"]) == pytest.approx(huge / small, rel=2e-3)
+
+
+SUBNORMAL = BENCH.with_name("bench_subnormal.py")
+
+
+def test_subnormal_bench_prints_both_lengths_with_and_without_the_flush(capsys):
+    spec = importlib.util.spec_from_file_location("bench_subnormal", SUBNORMAL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--short", "8", "--long", "24", "--turns", "1", "--repeats", "1"])
+    out = capsys.readouterr().out
+    fields = dict(item.split("=") for item in out.strip().splitlines()[-1].split())
+    assert set(fields) == {"long_vs_short_flush", "long_vs_short_no_flush", "flush_speedup_long"}
+    rows = {tuple(line.split()[:2]): float(line.split()[2]) for line in out.splitlines()[3:7]}
+    assert set(rows) == {("off", "8"), ("off", "24"), ("on", "8"), ("on", "24")}
+    assert float(fields["long_vs_short_flush"]) == pytest.approx(
+        rows["on", "24"] / rows["on", "8"], rel=0.01
+    )
+    from rnnlab.runtime import subnormal_flush
+
+    assert subnormal_flush() is False  # the bench leaves the process computing as before
+
+
+@pytest.mark.slow
+def test_bench_names_its_cpu_and_runs_the_flushed_peer(bench, synthetic_archive, capsys):
+    bench.main(["--reviews", "600", "--steps", "8", "--no-prep", f"data.path={synthetic_archive}"])
+    out = capsys.readouterr().out
+    _, units = bench.cpu_description()
+    assert f"CPU: {bench.cpu_description()[0]}; " in out
+    rows = [bench.TIP, bench.TIP_FLUSH, bench.OURS]
+    if bench.has_bf16_units(units):
+        rows.append(bench.OURS_BF16)
+    else:
+        assert "no bf16-mixed row: this CPU has no bf16 units" in out
+    tokens = {}
+    for line in out.splitlines():
+        for row in rows:
+            if line.startswith(row) and "done" not in line:
+                tokens[row] = float(line[len(row) :].split()[1])
+    assert set(tokens) == set(rows)
+    fields = dict(item.split("=") for item in out.strip().splitlines()[-1].split())
+    assert float(fields["speedup"]) == pytest.approx(
+        tokens[bench.OURS] / tokens[bench.TIP], rel=0.01
+    )
+    assert float(fields["speedup_vs_flushed_tip"]) == pytest.approx(
+        tokens[bench.OURS] / tokens[bench.TIP_FLUSH], rel=0.01
+    )
+    if bench.OURS_BF16 in tokens:
+        assert float(fields["bf16_ratio"]) == pytest.approx(
+            tokens[bench.OURS_BF16] / tokens[bench.OURS], rel=0.01
+        )

@@ -275,3 +275,75 @@ def test_sharded_training_with_dropout_repeats_exactly_under_a_seed():
     assert all(torch.equal(a, b) for a, b in zip(grads_a, grads_b, strict=True))
     torch.manual_seed(1)
     assert not torch.equal(encoder(x, lengths)[1], final_a), "dropout is applied"
+
+
+@pytest.fixture
+def flushing():
+    """Subnormals flushed to zero for one test (rnnlab.runtime), computed as they are after."""
+    from rnnlab.runtime import flush_subnormals
+
+    flush_subnormals(True)
+    yield
+    flush_subnormals(False)
+
+
+SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
+
+
+def _long_review_gradients(shards: int) -> tuple[torch.Tensor, ...]:
+    """Final-state loss of a BiLSTM over 300 steps: the gradient reaching the first steps is
+    subnormal unless flushed. Returns (ours: input gradient, reference: input gradient)."""
+    torch.manual_seed(3)
+    steps, batch = 300, 6
+    reference = nn.LSTM(FEATURES, HIDDEN, bidirectional=True, batch_first=True)
+    encoder = RecurrentEncoder("lstm", FEATURES, HIDDEN, bidirectional=True)
+    encoder.shards = shards
+    copy_packed_weights(reference, encoder)
+    lengths = torch.full((batch,), steps)
+    x = torch.randn(batch, steps, FEATURES)
+    x_ref, x_ours = x.clone().requires_grad_(), x.clone().requires_grad_()
+    packed = pack_padded_sequence(x_ref, lengths, batch_first=True, enforce_sorted=False)
+    h_n = reference(packed)[1][0]
+    # forward direction's final state only: its gradient shrinks all the way to the first step
+    h_n[0].sum().backward()
+    encoder(x_ours, lengths)[1][:, :HIDDEN].sum().backward()
+    return x_ours.grad, x_ref.grad
+
+
+def _subnormals(t: torch.Tensor) -> int:
+    return int(((t != 0) & (t.abs() < SMALLEST_NORMAL)).sum())
+
+
+def test_long_reviews_reach_subnormal_gradients_without_the_flush():
+    ours, reference = _long_review_gradients(shards=3)
+    assert _subnormals(reference) > 0 and _subnormals(ours) > 0  # what the flush is for
+    torch.testing.assert_close(ours, reference, atol=TOLERANCE[torch.float32], rtol=0)
+
+
+def test_with_the_flush_row_shards_equal_the_reference_and_hold_no_subnormal(flushing):
+    ours, reference = _long_review_gradients(shards=3)
+    assert _subnormals(ours) == 0 and _subnormals(reference) == 0
+    torch.testing.assert_close(ours, reference, atol=TOLERANCE[torch.float32], rtol=0)
+
+
+def test_row_shards_run_under_the_calling_threads_cpu_autocast():
+    """bf16-mixed on the CPU keeps the row shards: each pool thread runs under the autocast of
+    the thread that called it (autocast state is per thread)."""
+    torch.manual_seed(5)
+    encoder = RecurrentEncoder("lstm", FEATURES, HIDDEN, bidirectional=True)
+    generator = torch.Generator().manual_seed(5)
+    lengths = random_lengths(generator, 9, 17)
+    x = padded_noise(lengths, 17, torch.float32, generator)
+    results = {}
+    for shards in (1, 3):
+        encoder.shards = shards
+        encoder.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, final = encoder(x, lengths)
+        final.float().sum().backward()
+        grads = [p.grad.clone() for p in encoder.parameters()]
+        results[shards] = (out.dtype, final.dtype, final.detach().float(), grads)
+    assert results[3][:2] == results[1][:2] == (torch.bfloat16, torch.bfloat16)
+    torch.testing.assert_close(results[3][2], results[1][2], atol=2e-2, rtol=0)
+    for sharded, whole in zip(results[3][3], results[1][3], strict=True):
+        torch.testing.assert_close(sharded, whole, atol=5e-2, rtol=5e-2)
