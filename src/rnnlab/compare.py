@@ -279,7 +279,9 @@ def _label_configurations(rows: list[dict[str, Any]]) -> None:
         key = row["config_key"]
         if key not in names:
             base = " ".join(
-                o for o in row["settings"].split() if not o.lstrip("+~").startswith("seed=")
+                o
+                for o in row["settings"].split()
+                if not o.lstrip("+~").split("=", 1)[0].startswith(NOT_CONFIGURATION)
             )
             base = base or str(row["model"] or row["run"])
             name, n = base, 1

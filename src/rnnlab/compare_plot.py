@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -108,6 +109,11 @@ def plot(
     return labels
 
 
+def _tick(label: str, width: int = 34, lines: int = 3) -> str:
+    """A configuration's name on at most `lines` lines, shortened with [...] beyond that."""
+    return "\n".join(textwrap.wrap(label, width, max_lines=lines, placeholder=" [...]"))
+
+
 def test_panel(ax: plt.Axes, configurations: Sequence[dict[str, Any]], total: int) -> None:
     """Test accuracy per configuration, best at the top: seeds as dots, the mean as a square
     with its 95% t interval over seeds (none for a single seed)."""
@@ -122,7 +128,7 @@ def test_panel(ax: plt.Axes, configurations: Sequence[dict[str, Any]], total: in
         ax.errorbar(mean, y, xerr=error, fmt="s", color="C0", capsize=4, markersize=5, zorder=3)
     ax.set_yticks(
         range(len(configurations)),
-        [f"{c['name']} (n={c['n_seeds']})" for c in configurations],
+        [_tick(f"{c['name']} (n={c['n_seeds']})") for c in configurations],
         fontsize=8,
     )
     ax.invert_yaxis()
