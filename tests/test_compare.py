@@ -155,16 +155,19 @@ def test_runs_on_different_reviews_are_refused_unless_pairs_are_skipped(tmp_path
     assert result["pairs"] == [] and len(result["configurations"]) == 2
 
 
-def test_runs_without_predictions_are_left_out_of_the_pairs_only(tmp_path):
+def test_runs_without_readable_predictions_are_left_out_of_the_pairs_only(tmp_path):
     rng = np.random.default_rng(4)
     sweep = tmp_path / "sweep"
     make_run(sweep, "gru", 1, correct_at(0.8, rng))
     make_run(sweep, "lstm", 1, correct_at(0.7, rng))
     make_run(sweep, "rnn", 1, correct_at(0.6, rng), predictions=False)
+    broken = make_run(sweep, "bilstm", 1, correct_at(0.5, rng)) / "predictions.npz"
+    broken.write_bytes(b"not a zip file")
     assert run_compare(str(sweep)) == 0
     result = json.loads((sweep / "comparison.json").read_text())
-    assert len(result["configurations"]) == 3
+    assert len(result["configurations"]) == 4
     assert [(p["a"], p["b"]) for p in result["pairs"]] == [("model=gru", "model=lstm")]
-    (left,) = result["pairs_left_out"]
-    assert left["configuration"] == "model=rnn" and "no predictions.npz" in left["reason"]
+    left = {x["configuration"]: x["reason"] for x in result["pairs_left_out"]}
+    assert "no predictions.npz" in left["model=rnn"]
+    assert f"{broken} is not a readable predictions.npz" in left["model=bilstm"]
     assert "Not in the paired tests: model=rnn" in (sweep / "comparison.md").read_text()
