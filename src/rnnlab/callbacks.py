@@ -128,7 +128,7 @@ class MetricsJson(Callback):
             write_metrics(self.path, self.summary(trainer, pl_module))
 
 
-class TestPredictions(Callback):
+class PredictionsNpz(Callback):
     """Writes `predictions.npz` in the run directory (schema: rnnlab.record): for every test
     review its id, label and the tested model's probability that it is positive, so that
     `scripts/compare.py` can pair runs review by review.

@@ -50,7 +50,7 @@ def plot(
             1, 3, figsize=(18, 4.5), layout="constrained", width_ratios=[1, 1, 1.1]
         )
         loss_ax.sharex(acc_ax)
-        test_panel(test_ax, shown, len(configurations or []))
+        accuracy_panel(test_ax, shown, len(configurations or []))
     else:
         fig, (acc_ax, loss_ax) = plt.subplots(
             1, 2, figsize=(12, 4.5), sharex=True, layout="constrained"
@@ -114,7 +114,7 @@ def _tick(label: str, width: int = 34, lines: int = 3) -> str:
     return "\n".join(textwrap.wrap(label, width, max_lines=lines, placeholder=" [...]"))
 
 
-def test_panel(ax: plt.Axes, configurations: Sequence[dict[str, Any]], total: int) -> None:
+def accuracy_panel(ax: plt.Axes, configurations: Sequence[dict[str, Any]], total: int) -> None:
     """Test accuracy per configuration, best at the top: seeds as dots, the mean as a square
     with its 95% t interval over seeds (none for a single seed)."""
     for y, configuration in enumerate(configurations):

@@ -184,7 +184,7 @@ def train_linear(cfg: DictConfig) -> dict[str, float]:
     _refuse_resume(cfg)
     out = Path(cfg.paths.output_dir)
     metrics_path = _path(cfg, "callbacks.metrics_json.path", out / "metrics.json")
-    predictions_path = _path(cfg, "callbacks.test_predictions.path", out / "predictions.npz")
+    predictions_path = _path(cfg, "callbacks.predictions_npz.path", out / "predictions.npz")
     checkpoints = _path(cfg, "callbacks.model_checkpoint.dirpath", out / "checkpoints")
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     model: LinearBaseline = hydra.utils.instantiate(
