@@ -3,7 +3,6 @@ directory the rest of the tooling reads like a recurrent run's."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -16,18 +15,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score, log_loss, roc_auc_score
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from rnnlab import compare
 from rnnlab.data.sources import load_reviews
 from rnnlab.errors import ConfigError
 from rnnlab.train import run, train
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_compare():
-    spec = importlib.util.spec_from_file_location("compare", ROOT / "scripts" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
@@ -150,7 +143,6 @@ def test_compare_lists_the_baseline_as_a_single_fit_beside_recurrent_runs(linear
     history = [{"epoch": e, "val/acc": 0.6 + e / 10, "val/loss": 0.7 - e / 10} for e in (1, 2, 3)]
     record = {"status": "completed", "model": "gru", "epochs": 3, "history": history}
     (recurrent / "metrics.json").write_text(json.dumps(record))
-    compare = load_compare()
     rows = {r["run"]: r for r in compare.collect([sweep])}
     row = rows["model=tfidf_logreg"]
     assert row["single_fit"] and not rows["model=gru"]["single_fit"]

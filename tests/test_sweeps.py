@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from rnnlab.data.synthetic import write_dataset
+from rnnlab.record import read_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ["rnn", "lstm", "bilstm", "gru"]
@@ -234,6 +235,10 @@ def test_ddp_sim_writes_one_run_directory(data, tmp_path):
     # fit and test ran in different processes: the record still holds the whole fit
     assert record["status"] == "completed" and record["epochs"] == 2
     assert len(record["history"]) == 2 and record["test"]["test/acc"] is not None
+    # predictions.npz: both ranks' test batches gathered onto rank 0, each review once
+    predictions = read_predictions(runs[0] / "predictions.npz")
+    assert len(predictions.review_ids) == record["sizes"]["test"]
+    assert predictions.correct().mean() == pytest.approx(record["test"]["test/acc"], abs=1e-6)
     checkpoints = sorted(p.name for p in (runs[0] / "checkpoints").iterdir())
     assert len(checkpoints) == 2 and "last.ckpt" in checkpoints
 

@@ -3,7 +3,6 @@ compare.py's picture with many runs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sys
@@ -16,7 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
-from rnnlab import sweeps
+from rnnlab import compare, sweeps
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -168,16 +167,8 @@ def test_ddp_children_of_a_sweep_job_rerun_that_job_alone(hydra_config_set, monk
         assert sys.argv[1] == "-m"  # one process: nothing to hand over
 
 
-def load_compare():
-    spec = importlib.util.spec_from_file_location("compare", ROOT / "scripts" / "compare.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_compare_picture_stays_readable_with_many_runs(tmp_path):
     """30 runs: the 10 best get colours and names, the rest one grey entry; failures named."""
-    compare = load_compare()
     for i in range(30):
         run = tmp_path / f"trial={i}"
         run.mkdir()

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import math
+import logging
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
 from lightning.pytorch.trainer.states import TrainerFn
 
-from rnnlab.atomic import atomic_write
+from rnnlab.record import RecordError, build_record, read_metrics, write_metrics, write_predictions
+from rnnlab.record import finite as _number
 
-
-def _number(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
+log = logging.getLogger(__name__)
 
 
 class MetricsJson(Callback):
-    """Writes `metrics.json` in the run directory: per-epoch history, final and best values,
-    test metrics, timing, the split and dataset sizes. Rewritten after every epoch, so a killed or
-    failed run still leaves a readable record (with `"status"` saying how it ended)."""
+    """Writes `metrics.json` in the run directory (schema: rnnlab.record): per-epoch history,
+    final and best values, test metrics, timing, the seed, the split and dataset sizes. Rewritten
+    after every epoch, so a killed or failed run still leaves a readable record (with `"status"`
+    saying how it ended)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, seed: int | None = None):
         self.path = Path(path)
+        self.seed = seed
         self.history: list[dict[str, float | None]] = []
         self.test: dict[str, float | None] = {}
         self.status = "running"
@@ -53,8 +55,8 @@ class MetricsJson(Callback):
         if not trainer.is_global_zero:
             return
         try:
-            record = json.loads(self.path.read_text())
-        except (OSError, ValueError):
+            record = read_metrics(self.path)
+        except RecordError:
             return
         self.history = list(record.get("history") or self.history)
         self.status = record.get("status", self.status)
@@ -100,8 +102,6 @@ class MetricsJson(Callback):
         self.write(trainer, pl_module)
 
     def summary(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
-        history = [h for h in self.history if h.get("val/acc") is not None]
-        best = max(history, key=lambda h: h["val/acc"], default=None)
         timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         checkpoint = (
             trainer.checkpoint_callback
@@ -109,35 +109,108 @@ class MetricsJson(Callback):
             else None
         )
         datamodule = getattr(trainer, "datamodule", None)
-        return {
-            "status": self.status,
-            "error": self.error,
-            "model": pl_module.hparams.get("name"),
-            "parameters": sum(p.numel() for p in pl_module.parameters()),
-            "epochs": len(self.history),
-            "train_seconds": round(timer.time_elapsed("train"), 2) if timer else None,
-            "final": {k: v for k, v in self.history[-1].items() if k != "epoch"}
-            if self.history
-            else {},
-            "best": {
-                "val/acc": best["val/acc"] if best else None,
-                "val/loss": min(
-                    (h["val/loss"] for h in history if h.get("val/loss") is not None), default=None
-                ),
-                "epoch": best["epoch"] if best else None,
-                "checkpoint": checkpoint.best_model_path if checkpoint else None,
-            },
-            "test": self.test,
-            **(datamodule.summary() if hasattr(datamodule, "summary") else {}),
-            **self.extra,
-            "history": self.history,
-        }
+        return build_record(
+            status=self.status,
+            error=self.error,
+            model=pl_module.hparams.get("name"),
+            seed=self.seed,
+            parameters=sum(p.numel() for p in pl_module.parameters()),
+            history=self.history,
+            train_seconds=round(timer.time_elapsed("train"), 2) if timer else None,
+            test=self.test,
+            checkpoint=checkpoint.best_model_path if checkpoint else None,
+            data=datamodule.summary() if hasattr(datamodule, "summary") else {},
+            extra=self.extra,
+        )
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            write_metrics(self.path, self.summary(trainer, pl_module))
+
+
+class PredictionsNpz(Callback):
+    """Writes `predictions.npz` in the run directory (schema: rnnlab.record): for every test
+    review its id, label and the tested model's probability that it is positive, so that
+    `scripts/compare.py` can pair runs review by review.
+
+    The model's logits are read with a forward hook while `trainer.test` runs (test_step calls
+    the module once per batch); the reviews of each batch come from the test loader's batch
+    sampler, which is deterministic in evaluation, and their ids from the datamodule's
+    `review_ids["test"]`. With DDP every rank's batches are gathered onto rank 0, which writes.
+    """
+
+    def __init__(self, path: str):
+        self.path = Path(path)
+        self._hook: torch.utils.hooks.RemovableHandle | None = None
+        self._logits: list[torch.Tensor] = []
+        self._batches: list[list[int]] = []
+        self._rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def _capture(self, module: torch.nn.Module, inputs: Any, output: torch.Tensor) -> None:
+        self._logits.append(output.detach().float().cpu())
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loader = trainer.test_dataloaders
+        loader = loader[0] if isinstance(loader, list | tuple) else loader
+        sampler = getattr(loader, "batch_sampler", None)
+        self._batches = [list(b) for b in sampler] if sampler is not None else []
+        self._logits, self._rows = [], []
+        self._hook = pl_module.register_forward_hook(self._capture)
+
+    def on_test_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        logits = torch.cat(self._logits) if self._logits else torch.zeros(0)
+        self._logits = []
+        labels = batch[-1].detach().cpu().numpy()
+        positions = self._batches[batch_idx] if batch_idx < len(self._batches) else []
+        if not len(positions) == len(logits) == len(labels):
+            return  # not one forward call per batch: on_test_end reports the gap
+        probabilities = torch.sigmoid(logits).numpy()
+        self._rows.append((np.asarray(positions), labels, probabilities))
+
+    def _unhook(self) -> None:
+        if self._hook is not None:
+            self._hook.remove()
+            self._hook = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self._unhook()
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._unhook()
+        rows = self._rows
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            gathered: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(gathered, rows)
+            rows = [r for part in gathered for r in part]
         if not trainer.is_global_zero:
             return
-        text = json.dumps(self.summary(trainer, pl_module), indent=2)
-        atomic_write(self.path, lambda f: f.write(text.encode()))
+        datamodule = getattr(trainer, "datamodule", None)
+        ids = getattr(datamodule, "review_ids", {}).get("test")
+        tested = sum(len(b) for b in self._batches)
+        if ids is None or not rows or sum(len(r[0]) for r in self._rows) != tested:
+            log.warning(
+                "No %s: the test batches' predictions could not be matched to review ids "
+                "(a datamodule without review_ids, or a model that is not called once per test "
+                "batch). compare.py leaves this run out of its paired tests.",
+                self.path.name,
+            )
+            return
+        positions = np.concatenate([r[0] for r in rows])
+        # DDP pads short shards with batches from the start: keep each review once
+        positions, first = np.unique(positions, return_index=True)
+        labels = np.concatenate([r[1] for r in rows])[first]
+        probabilities = np.concatenate([r[2] for r in rows])[first]
+        write_predictions(self.path, np.asarray(ids)[positions], labels, probabilities)
 
 
 class EMA(EMAWeightAveraging):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
+from rnnlab.record import write_metrics
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,6 @@ def run(cfg: DictConfig) -> dict[str, float]:
     results = trainer.test(model, datamodule=datamodule)[0]
     output = Path(cfg.paths.output_dir) / "metrics.json"
     report = {"ckpt_path": str(cfg.ckpt_path), "test": results, **datamodule.summary()}
-    output.write_text(json.dumps(report, indent=2))
+    write_metrics(output, report)  # atomically, as every run record
     log.info("Test metrics: %s (written to %s)", results, output)
     return results

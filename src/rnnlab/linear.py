@@ -1,17 +1,19 @@
-"""The strong linear baseline: TF-IDF word n-grams and logistic regression on rnnlab's tokens.
+"""The linear baselines' training path, and the TF-IDF + logistic regression baseline.
 
-A recurrent model is worth its cost only if it beats this. It trains on the datamodule's own
-train split (the tokens the Preprocessor produced) and writes its run directory the way a
-recurrent run does: metrics.json in MetricsJson's schema (one "epoch": a single fit), TensorBoard
-scalars and hparams, and the fitted model under checkpoints/, so compare.py, TensorBoard and
-sweeps treat it as one more run.
+A recurrent model is worth its cost only if it beats these. A `LinearBaseline` (TfidfLogReg
+here, NBSVM in rnnlab.nbsvm) trains on the datamodule's own train split (the tokens the
+Preprocessor produced), may choose its hyperparameters on the validation split, and
+`train_linear` writes its run directory the way a recurrent run does: metrics.json and
+predictions.npz (rnnlab.record; one "epoch": a single fit), TensorBoard scalars and hparams, and
+the fitted model under checkpoints/, so compare.py, TensorBoard and sweeps treat it as one more
+run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,10 @@ from sklearn.linear_model import LogisticRegression
 
 from rnnlab.atomic import atomic_write
 from rnnlab.errors import ConfigError
+from rnnlab.hparams import log_hyperparameters
 from rnnlab.module import _metrics
+from rnnlab.record import build_record, write_metrics, write_predictions
+from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +41,54 @@ def _same(tokens: list[str]) -> list[str]:
     return tokens
 
 
-class TfidfLogReg:
+class LinearBaseline(ABC):
+    """A model `train_linear` fits in one pass on token lists: `fit` returns the training
+    reviews' logits, `logits` scores reviews, `selected` reports any hyperparameter it chose on
+    the validation split. Saved whole with joblib, preprocessing settings included, so
+    `joblib.load(path).predict_texts([...])` scores raw reviews."""
+
+    name: str
+    preprocess: dict[str, Any]
+
+    @abstractmethod
+    def fit(
+        self,
+        reviews: Sequence[list[str]],
+        labels: np.ndarray,
+        val_reviews: Sequence[list[str]] | None = None,
+        val_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Fit on tokenized reviews (choosing on the validation ones, if at all); returns the
+        training reviews' logits."""
+
+    @abstractmethod
+    def logits(self, reviews: Sequence[list[str]]) -> np.ndarray:
+        """log(p / (1 - p)) of the positive class, as the recurrent models output."""
+
+    @property
+    @abstractmethod
+    def parameters(self) -> int:
+        """Learned weights, bias included."""
+
+    @property
+    @abstractmethod
+    def features(self) -> int:
+        """Size of the feature space."""
+
+    @property
+    def selected(self) -> dict[str, Any]:
+        """Hyperparameters chosen on the validation split (none by default)."""
+        return {}
+
+    def predict_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Positive-class probabilities for raw texts, through the training run's preprocessing."""
+        from rnnlab.data.preprocess import Preprocessor
+
+        preprocess = Preprocessor(**self.preprocess)
+        return 1 / (1 + np.exp(-self.logits([preprocess(t) for t in texts])))
+
+
+class TfidfLogReg(LinearBaseline):
     """TF-IDF over word n-grams (1..ngram_max, in at least min_df reviews), then L2-regularized
     logistic regression (inverse strength C). Saved whole with joblib, preprocessing settings
     included, so `joblib.load(path).predict_texts([...])` scores raw reviews."""
@@ -67,8 +119,15 @@ class TfidfLogReg:
             C=C, solver=solver, max_iter=max_iter, random_state=random_state
         )
 
-    def fit(self, reviews: Sequence[list[str]], labels: np.ndarray) -> np.ndarray:
-        """Fit on tokenized reviews; returns the training reviews' logits."""
+    def fit(
+        self,
+        reviews: Sequence[list[str]],
+        labels: np.ndarray,
+        val_reviews: Sequence[list[str]] | None = None,
+        val_labels: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Fit on tokenized reviews (nothing is chosen on validation); returns the training
+        reviews' logits."""
         features = self.vectorizer.fit_transform(reviews)
         self.classifier.fit(features, labels)
         return self.classifier.decision_function(features)
@@ -77,17 +136,14 @@ class TfidfLogReg:
         """log(p / (1 - p)) of the positive class, as the recurrent models output."""
         return self.classifier.decision_function(self.vectorizer.transform(reviews))
 
-    def predict_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Positive-class probabilities for raw texts, through the training run's preprocessing."""
-        from rnnlab.data.preprocess import Preprocessor
-
-        preprocess = Preprocessor(**self.preprocess)
-        return 1 / (1 + np.exp(-self.logits([preprocess(t) for t in texts])))
-
     @property
     def parameters(self) -> int:
         """Learned weights: one per feature, plus the bias."""
         return self.classifier.coef_.size + self.classifier.intercept_.size
+
+    @property
+    def features(self) -> int:
+        return len(self.vectorizer.vocabulary_)
 
 
 def is_linear(model_cfg: DictConfig) -> bool:
@@ -96,7 +152,7 @@ def is_linear(model_cfg: DictConfig) -> bool:
         target = hydra.utils.get_class(model_cfg._target_)
     except (ImportError, ValueError):  # reported when the model is built, like any bad target
         return False
-    return issubclass(target, TfidfLogReg)
+    return isinstance(target, type) and issubclass(target, LinearBaseline)
 
 
 def scores(prefix: str, logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -118,74 +174,67 @@ def _refuse_resume(cfg: DictConfig) -> None:
         )
 
 
+def _path(cfg: DictConfig, key: str, default: Path) -> Path:
+    return Path(OmegaConf.select(cfg, key, default=None) or default)
+
+
 def train_linear(cfg: DictConfig) -> dict[str, float]:
     """Fit the baseline on the train split, score val (and test), write the run directory."""
-    from rnnlab.train import log_hyperparameters
-    from rnnlab.validate import validate_train_config
-
     validate_train_config(cfg)
     _refuse_resume(cfg)
     out = Path(cfg.paths.output_dir)
-    metrics_path = Path(
-        OmegaConf.select(cfg, "callbacks.metrics_json.path", default=None) or out / "metrics.json"
-    )
-    checkpoints = Path(
-        OmegaConf.select(cfg, "callbacks.model_checkpoint.dirpath", default=None)
-        or out / "checkpoints"
-    )
+    metrics_path = _path(cfg, "callbacks.metrics_json.path", out / "metrics.json")
+    predictions_path = _path(cfg, "callbacks.predictions_npz.path", out / "predictions.npz")
+    checkpoints = _path(cfg, "callbacks.model_checkpoint.dirpath", out / "checkpoints")
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
-    model: TfidfLogReg = hydra.utils.instantiate(cfg.model, random_state=cfg.seed, _convert_="all")
+    model: LinearBaseline = hydra.utils.instantiate(
+        cfg.model, random_state=cfg.seed, _convert_="all"
+    )
     model.preprocess = datamodule.preprocessor.config()
-    record: dict[str, Any] = {"status": "running", "error": None, "model": model.name}
-
-    def write() -> None:
-        text = json.dumps(record, indent=2)
-        atomic_write(metrics_path, lambda f: f.write(text.encode()))
-
-    write()
+    fields: dict[str, Any] = {"model": model.name, "seed": cfg.seed}
+    write_metrics(metrics_path, {"status": "running", "error": None, **fields})
     try:
         splits = datamodule.token_splits()
         start = time.perf_counter()
-        train_logits = model.fit(*splits["train"])
+        train_logits = model.fit(*splits["train"], *splits["val"])
         seconds = round(time.perf_counter() - start, 2)
         val = scores("val/", model.logits(splits["val"][0]), splits["val"][1])
         row = {"epoch": 1, **val, "val/acc_best": val["val/acc"]}
         row |= scores("train/", train_logits, splits["train"][1])
         test = {}
         if cfg.get("test", False):
-            test = scores("test/", model.logits(splits["test"][0]), splits["test"][1])
+            test_logits = model.logits(splits["test"][0])
+            test = scores("test/", test_logits, splits["test"][1])
+            probabilities = 1 / (1 + np.exp(-test_logits))
+            ids = datamodule.review_ids["test"]
+            write_predictions(predictions_path, ids, splits["test"][1], probabilities)
         path = checkpoints / f"{model.name}.joblib"
         atomic_write(path, lambda f: joblib.dump(model, f))
     except BaseException as error:
-        record["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
-        record["error"] = f"{type(error).__name__}: {error}"
-        write()
+        status = "interrupted" if isinstance(error, KeyboardInterrupt) else "failed"
+        error_text = f"{type(error).__name__}: {error}"
+        write_metrics(metrics_path, {"status": status, "error": error_text, **fields})
         raise
     summary = datamodule.summary()
-    summary["sizes"]["features"] = len(model.vectorizer.vocabulary_)
-    record |= {
-        "status": "completed",
-        "parameters": model.parameters,
-        "epochs": 1,
-        "train_seconds": seconds,
-        "final": {k: v for k, v in row.items() if k != "epoch"},
-        "best": {
-            "val/acc": val["val/acc"],
-            "val/loss": val["val/loss"],
-            "epoch": 1,
-            "checkpoint": str(path),
-        },
-        "test": test,
-        **summary,
-        # no epochs: compare.py says so instead of drawing a one-point curve
-        "single_fit": True,
-        "history": [row],
-    }
-    write()
+    summary["sizes"]["features"] = model.features
+    record = build_record(
+        status="completed",
+        error=None,
+        parameters=model.parameters,
+        history=[row],
+        train_seconds=seconds,
+        test=test,
+        checkpoint=str(path),
+        data=summary,
+        single_fit=True,
+        extra={"selected": model.selected} if model.selected else None,
+        **fields,
+    )
+    write_metrics(metrics_path, record)
     log.info(
         "%s: %d features, fit in %.1fs; val/acc %.4f%s. Wrote %s",
         model.name,
-        summary["sizes"]["features"],
+        model.features,
         seconds,
         val["val/acc"],
         f", test/acc {test['test/acc']:.4f}" if test else "",

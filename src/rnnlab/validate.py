@@ -46,6 +46,13 @@ def _positive() -> Rule:
     return ok, "a number > 0"
 
 
+def _positive_list() -> Rule:
+    def ok(v: Any) -> bool:
+        return isinstance(v, list) and bool(v) and all(_positive()[0](x) for x in v)
+
+    return ok, "a non-empty list of numbers > 0, e.g. [0.1,1.0]"
+
+
 def _non_negative() -> Rule:
     def ok(v: Any) -> bool:
         return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
@@ -114,6 +121,8 @@ def rules() -> dict[str, Rule]:
             ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
         ),
         "model.max_iter": _integer(1),
+        "model.alpha": _positive(),  # NB-SVM's smoothing
+        "model.Cs": _positive_list(),  # NB-SVM's candidate C values
         "data.batch_size": _integer(1),
         "data.eval_batch_size": _integer(1, nullable=True),
         "data.max_reviews": _integer(2, nullable=True),

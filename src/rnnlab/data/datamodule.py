@@ -84,6 +84,8 @@ class IMDBDataModule(L.LightningDataModule):
         self.vocab: Vocab | None = None
         self.sizes: dict[str, int] = {}
         self._sets: dict[str, EncodedReviews] = {}
+        # each split's reviews as rows of the source as read: ids that pair runs review by review
+        self.review_ids: dict[str, np.ndarray] = {}
         self._loaded: Corpus | None = None
 
     # -- where the data comes from -------------------------------------------------------------
@@ -142,6 +144,7 @@ class IMDBDataModule(L.LightningDataModule):
         max_len = self.preprocessor.max_len
         for name, part in (("train", train), ("val", val), ("test", test)):
             self._sets[name] = EncodedReviews([encoded[i] for i in part], corpus.labels[part])
+            self.review_ids[name] = np.asarray(part, dtype=np.int64)
         self._loaded = None  # the sets hold what training needs
         self.sizes = {
             "train": len(train),
@@ -182,6 +185,7 @@ class IMDBDataModule(L.LightningDataModule):
         table = np.array(corpus.tokens, dtype=object)
         parts = {"train": train, "val": val, "test": test}
         self.sizes = {name: len(part) for name, part in parts.items()}
+        self.review_ids = {name: np.asarray(part, dtype=np.int64) for name, part in parts.items()}
         self._loaded = None
         return {
             name: ([table[corpus.review(i)].tolist() for i in part], corpus.labels[part])
