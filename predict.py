@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from rnnlab.runtime import tune_process, use_huge_pages
+from rnnlab.runtime import use_huge_pages
 
 use_huge_pages()  # before torch's first allocation: importing lightning makes one
 
@@ -13,6 +13,7 @@ from omegaconf import DictConfig  # noqa: E402
 from rnnlab.errors import exit_on_error, refuse_null_groups  # noqa: E402
 from rnnlab.predict import run  # noqa: E402
 from rnnlab.sweeps import register_resolvers  # noqa: E402
+from rnnlab.tuning import tune_process  # noqa: E402
 
 register_resolvers()
 

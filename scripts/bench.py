@@ -59,7 +59,7 @@ from pathlib import Path
 
 # huge pages first, as train.py does: torch reads the setting at its first CPU allocation
 # (importing lightning already makes one)
-from rnnlab.runtime import flush_subnormals, tune_process, use_huge_pages  # isort: skip
+from rnnlab.runtime import flush_subnormals, use_huge_pages  # isort: skip
 
 use_huge_pages()
 
@@ -68,6 +68,8 @@ from lightning.pytorch.callbacks import Callback  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils.rnn import pack_padded_sequence, pad_sequence  # noqa: E402
 from torch.utils.data import DataLoader, Dataset  # noqa: E402
+
+from rnnlab.tuning import tune_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("NLTK_DATA", str(ROOT.parent / "shared" / "nltk_data"))

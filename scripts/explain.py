@@ -4,7 +4,7 @@ Writes one PNG for one review: the words along x, the LSTM's mean forget, input 
 per word, and the model's positive probability had the review ended at each word.
 """
 
-from rnnlab.runtime import tune_process, use_huge_pages
+from rnnlab.runtime import use_huge_pages
 
 use_huge_pages()  # before torch's first allocation
 
@@ -12,6 +12,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from rnnlab.explain import run  # noqa: E402
+from rnnlab.tuning import tune_process  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")

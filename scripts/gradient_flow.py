@@ -4,7 +4,7 @@ Trains RNN, GRU, LSTM and BiLSTM briefly on an IMDB slice (or loads `+ckpt.<name
 writes one PNG of ||dL/dh_t|| against steps from the end, at initialization and after training.
 """
 
-from rnnlab.runtime import tune_process, use_huge_pages
+from rnnlab.runtime import use_huge_pages
 
 use_huge_pages()  # before torch's first allocation
 
@@ -13,6 +13,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from rnnlab.gradient_flow import compare  # noqa: E402
 from rnnlab.sweeps import register_resolvers  # noqa: E402
+from rnnlab.tuning import tune_process  # noqa: E402
 
 register_resolvers()  # conf/hydra/default.yaml names the run directory with them
 

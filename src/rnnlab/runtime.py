@@ -1,5 +1,6 @@
 """Process tuning that rnnlab's entry points apply before any work: huge pages and the subnormal
-flush. Nothing here runs on import; `train.py`, `eval.py`, `predict.py` and the scripts call it.
+flush. Nothing here runs on import; the entry points call it (through `rnnlab.tuning`, which
+applies a config's `runtime` node).
 
 Subnormal floats (below 1.2e-38) take a slow microcode path on Intel Xeons: a BiLSTM's gradient
 from the final state alone shrinks at every step, turns subnormal after a few hundred steps, and
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-from typing import Any
 
 # torch reads this at its first CPU allocation; importing lightning already makes one
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
@@ -63,40 +63,6 @@ def apply_to_this_thread(flush: bool | None = None) -> None:
         import torch
 
         torch.set_flush_denormal(flush)
-
-
-def tune_process(runtime: Any) -> None:
-    """What an entry point applies from its config's `runtime` node (conf/runtime/default.yaml)
-    before any work: the subnormal flush, then torch's threads."""
-    from rnnlab.errors import ConfigError
-    from rnnlab.sweeps import configure_threads
-
-    flush = runtime.get("flush_denormal", True)
-    threads = runtime.get("threads")
-    if not isinstance(flush, bool):
-        raise ConfigError(
-            f"runtime.flush_denormal={flush!r} must be true or false "
-            "(e.g. runtime.flush_denormal=false to compute with subnormal floats)."
-        )
-    if threads is not None and (
-        not isinstance(threads, int) or isinstance(threads, bool) or threads < 1
-    ):
-        raise ConfigError(
-            f"runtime.threads={threads!r} must be an integer >= 1, or null for torch's default "
-            "(e.g. runtime.threads=1)."
-        )
-    import logging
-
-    import torch
-
-    flush_subnormals(flush)
-    configure_threads(threads)
-    threads = torch.get_num_threads()
-    if flushes_subnormals():
-        state = f"flushed to zero (FTZ/DAZ) on this thread and torch's {threads} threads"
-    else:
-        state = "computed as they are" + ("" if not flush else " (this CPU cannot flush them)")
-    logging.getLogger(__name__).info("subnormal floats: %s", state)
 
 
 def flushes_subnormals() -> bool:
