@@ -7,12 +7,14 @@ per word, and the model's positive probability had the review ended at each word
 import hydra
 from omegaconf import DictConfig
 
+from rnnlab.errors import exit_on_error
 from rnnlab.explain import run
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with exit_on_error():  # e.g. a model family it cannot read: one paragraph, exit 1
+        run(cfg)
 
 
 if __name__ == "__main__":
