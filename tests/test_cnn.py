@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import compose_train
 from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.synthetic import NEGATIVE, POSITIVE, write_dataset
@@ -35,18 +35,27 @@ def cnn_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     and final metrics."""
     root = tmp_path_factory.mktemp("cnn_run")
     archive = write_dataset(root / "syn", 600, "archive")
-    cfg = compose_train(
-        [
-            "model=cnn",
-            f"data.path={archive}",
-            "model.embed_dim=32",
-            "model.num_filters=16",
-            "trainer.max_epochs=3",
-            "logger=[]",
-            "++trainer.enable_progress_bar=false",
-        ],
-        root,
-    )
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                "model=cnn",
+                f"data.path={archive}",
+                "model.embed_dim=32",
+                "model.num_filters=16",
+                "trainer.max_epochs=3",
+                "logger=[]",
+                "++trainer.enable_progress_bar=false",
+            ],
+        )
+    with open_dict(cfg):
+        cfg.paths.update(
+            root_dir=str(root),
+            data_dir=str(root / "data"),
+            cache_dir=str(root / "cache"),
+            log_dir=str(root / "logs"),
+            output_dir=str(root / "run"),
+        )
     assert cfg.model.filter_sizes == [3, 4, 5] and cfg.model.pooling == "max"
     assert cfg.model.dropout == 0.5
     metrics = train(cfg)

@@ -81,7 +81,7 @@ def test_model_yamls_hold_only_what_differs_from_their_base(tmp_path):
     """base.yaml holds what every net shares and leaves the net unset; each family's YAML
     starts from base (or another family) and sets no key to the value it already has."""
     base = OmegaConf.load(CONF / "model" / "base.yaml")
-    assert OmegaConf.is_missing(base, "_target_") and OmegaConf.is_missing(base, "name")
+    assert OmegaConf.is_missing(base, "_target_")
     for option in options("model"):
         own = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{option}.yaml"))
         if option == "tfidf_logreg":  # fitted without the LightningModule: not a net
@@ -93,6 +93,7 @@ def test_model_yamls_hold_only_what_differs_from_their_base(tmp_path):
         assert not repeated, f"model/{option}.yaml repeats {sorted(repeated)} of {parent[0]}"
         composed = compose_train([f"model={option}"], tmp_path).model
         assert set(base) <= set(composed) and composed._target_ != "???", option
+        assert composed.name == option
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml") if p.stem != "train"))

@@ -10,19 +10,31 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from conftest import compose_train
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, open_dict
 from torch import nn
 from torch.utils.data import DataLoader
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.batching import EncodedReviews, collate
+from rnnlab.errors import ConfigError
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.cnn import KimCNN
 from rnnlab.models.recurrent import RecurrentEncoder
-from rnnlab.train import instantiate_model
+from rnnlab.train import instantiate_model, train
 from rnnlab.validate import problems
 
+ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ["<pad>", "<unk>", *(f"w{i}" for i in range(60))]
+
+
+def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
+    """The config `python train.py <overrides>` composes, its run directory under tmp_path."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[*overrides, f"paths.log_dir={tmp_path}"])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(tmp_path / "run")
+    return cfg
 
 
 def padded(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -129,3 +141,9 @@ def test_family_rules_accept_what_the_family_offers(tmp_path):
     assert problems(compose_train(["model=cnn", "model.pooling=max+mean"], tmp_path)) == []
     assert set(KimCNN.config_rules()) >= {"filter_sizes", "num_filters", "pooling", "embed_dim"}
     assert "cell" not in KimCNN.config_rules() and "cell" in RecurrentClassifier.config_rules()
+
+
+def test_model_base_alone_is_refused_before_data_is_read(tmp_path):
+    cfg = compose_train(["model=base", f"data.path={tmp_path / 'absent.tar.gz'}"], tmp_path)
+    with pytest.raises(ConfigError, match="model=base .* is what every model config shares"):
+        train(cfg)

@@ -168,6 +168,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one configuration; returns the final metrics (the trainer's, or the linear
     baseline's, named alike)."""
     configure_threads(cfg.get("threads"))
+    validate_train_config(cfg)  # before is_linear reads model._target_
     if is_linear(cfg.model):  # fits in one pass, without a Trainer
         return train_linear(cfg)
     standard_start_method()

@@ -48,8 +48,10 @@ def model_rules(model_cfg: Any) -> dict[str, Rule]:
     (the linear baseline's: LINEAR_RULES). An unknown `_target_` has none here; building the
     model reports it."""
     target = OmegaConf.select(model_cfg, "_target_", default=None, throw_on_missing=False)
+    if not isinstance(target, str):  # unset: _model_problems says so
+        return {}
     try:
-        family = hydra.utils.get_class(str(target))
+        family = hydra.utils.get_class(target)
     except (ImportError, ValueError):
         return {}
     from rnnlab.linear import TfidfLogReg
@@ -110,9 +112,19 @@ def _resume_problems(cfg: DictConfig) -> list[str]:
     ]
 
 
+def _model_problems(cfg: DictConfig) -> list[str]:
+    model = cfg.get("model")
+    if model is None or not OmegaConf.is_missing(model, "_target_"):
+        return []
+    return [
+        "model._target_ is unset: model=base (conf/model/base.yaml) is what every model config "
+        "shares, not a model; pick one, e.g. model=bilstm or model=cnn"
+    ]
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every invalid value, before anything is read or built."""
-    found = problems(cfg) + _resume_problems(cfg)
+    found = _model_problems(cfg) + problems(cfg) + _resume_problems(cfg)
     if found:
         raise ConfigError(
             "; ".join(found)
