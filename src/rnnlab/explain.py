@@ -61,7 +61,9 @@ def as_scratch(model: SentimentModule) -> SentimentModule:
         return model
     if cell not in LSTM_CELLS:
         raise ValueError(f"cell {cell!r} has no gates to show")
-    net = model.hparams.net  # the partial that built the net: the same one, with the scratch cell
+    # what built the net (a partial, from the config): the same, with the scratch cell
+    net = model.hparams.net
+    net = net if isinstance(net, functools.partial) else functools.partial(net)
     scratch_net = functools.partial(net.func, *net.args, **{**net.keywords, "cell": "lstm_scratch"})
     scratch = SentimentModule(**{**model.hparams, "net": scratch_net})
     scratch.load_state_dict(model.state_dict())

@@ -47,6 +47,8 @@ def model_rules(model_cfg: Any) -> dict[str, Rule]:
     """The model family's own checks, as `model.<key>` rules: its net class's `config_rules()`
     (the linear baseline's: LINEAR_RULES). An unknown `_target_` has none here; building the
     model reports it."""
+    if not OmegaConf.is_config(model_cfg):
+        return {}
     target = OmegaConf.select(model_cfg, "_target_", default=None, throw_on_missing=False)
     if not isinstance(target, str):  # unset: _model_problems says so
         return {}
