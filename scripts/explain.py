@@ -11,14 +11,16 @@ use_huge_pages()  # before torch's first allocation
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from rnnlab.errors import exit_on_error  # noqa: E402
 from rnnlab.explain import run  # noqa: E402
 from rnnlab.tuning import tune_process  # noqa: E402
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="explain")
 def main(cfg: DictConfig) -> None:
-    tune_process(cfg.runtime)
-    run(cfg)
+    with exit_on_error():  # e.g. a model family it cannot read: one paragraph, exit 1
+        tune_process(cfg.runtime)
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ LAUNCHERS = ["basic", "joblib", "submitit_local", "submitit_slurm"] + [
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    """The choices of a group; model/base.yaml is the part every model shares, not a model."""
+    found = (CONF / group).glob("*.yaml")
+    return sorted(p.stem for p in found if (group, p.stem) != ("model", "base"))
 
 
 def compose_train(overrides: list[str], tmp_path: Path, hydra: bool = False) -> DictConfig:
@@ -73,6 +75,25 @@ def test_every_group_option_composes_resolves_and_names_importable_targets(group
     assert OmegaConf.select(cfg, GROUPS[group]) is not None
     for target in targets(resolved):
         assert callable(get_object(target)), target
+
+
+def test_model_yamls_hold_only_what_differs_from_their_base(tmp_path):
+    """base.yaml holds what every net shares and leaves the net unset; each family's YAML
+    starts from base (or another family) and sets no key to the value it already has."""
+    base = OmegaConf.load(CONF / "model" / "base.yaml")
+    assert OmegaConf.is_missing(base, "_target_")
+    for option in options("model"):
+        own = OmegaConf.to_container(OmegaConf.load(CONF / "model" / f"{option}.yaml"))
+        if option in ("tfidf_logreg", "nbsvm"):  # fitted without the LightningModule: not nets
+            continue
+        parent = [d for d in own.pop("defaults") if d != "_self_"]
+        inherited = base if parent == ["base"] else compose_train([f"model={parent[0]}"], tmp_path)
+        inherited = OmegaConf.to_container(inherited.get("model", inherited))
+        repeated = {k for k, v in own.items() if k in inherited and inherited[k] == v}
+        assert not repeated, f"model/{option}.yaml repeats {sorted(repeated)} of {parent[0]}"
+        composed = compose_train([f"model={option}"], tmp_path).model
+        assert set(base) <= set(composed) and composed._target_ != "???", option
+        assert composed.name == option
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml") if p.stem != "train"))

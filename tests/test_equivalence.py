@@ -16,6 +16,7 @@ import io
 import re
 import tarfile
 import zlib
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -161,9 +162,8 @@ def test_padding_never_changes_a_prediction(cell, bidirectional, shards, mode):
 def test_padding_never_changes_a_prediction_through_the_lightning_module():
     torch.manual_seed(5)
     vocab = ["<pad>", "<unk>", *(f"w{i}" for i in range(40))]
-    module = SentimentModule(
-        vocab, preprocess={}, cell="lstm", bidirectional=True, embed_dim=8, hidden_size=8
-    ).eval()
+    net = partial(RecurrentClassifier, cell="lstm", bidirectional=True, embed_dim=8, hidden_size=8)
+    module = SentimentModule(vocab, preprocess={}, net=net).eval()
     alone, batched = _review_alone_and_in_batch(module, len(vocab), seed=6)
     torch.testing.assert_close(alone, batched, atol=1e-5, rtol=0)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -19,6 +20,7 @@ from rnnlab.data.batching import EncodedReviews, collate
 from rnnlab.data.preprocess import Preprocessor
 from rnnlab.data.synthetic import NEGATIVE, NEUTRAL, POSITIVE
 from rnnlab.explain import as_scratch, run, running_probability, trace_review
+from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.recurrent import reverse_valid
 from rnnlab.module import SentimentModule
 
@@ -31,15 +33,10 @@ TEXT = "Terrible, boring movie until the plot twist: a wonderful, moving ending!
 def tiny_model(cell: str, bidirectional: bool = False, seed: int = 0) -> SentimentModule:
     L.seed_everything(seed)
     preprocess = Preprocessor(remove_stopwords=False).config()
-    return SentimentModule(
-        VOCAB,
-        preprocess,
-        name=cell,
-        cell=cell,
-        bidirectional=bidirectional,
-        embed_dim=8,
-        hidden_size=6,
-    ).eval()
+    net = partial(
+        RecurrentClassifier, cell=cell, bidirectional=bidirectional, embed_dim=8, hidden_size=6
+    )
+    return SentimentModule(VOCAB, preprocess, net=net, name=cell).eval()
 
 
 def save_checkpoint(model: SentimentModule, path: Path) -> Path:
@@ -75,7 +72,7 @@ def test_bidirectional_running_probability_reads_each_prefix_alone():
 def test_lstm_checkpoints_are_replayed_with_the_scratch_cell():
     model = tiny_model("lstm", bidirectional=True)
     scratch = as_scratch(model)
-    assert scratch.hparams.cell == "lstm_scratch" and model.hparams.cell == "lstm"
+    assert scratch.net.cell == "lstm_scratch" and model.net.cell == "lstm"
     ids, lengths = torch.randint(2, len(VOCAB), (3, 7)), torch.tensor([7, 7, 7])
     with torch.no_grad():
         torch.testing.assert_close(scratch(ids, lengths), model(ids, lengths), atol=1e-5, rtol=0)

@@ -1,4 +1,5 @@
 import json
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -50,16 +51,16 @@ def test_same_seed_repeats_metrics_exactly_on_cpu(train_cfg):
 @pytest.mark.parametrize("bigram_buckets", [0, 97])
 def test_padding_never_changes_a_prediction(bigram_buckets):
     torch.manual_seed(0)
-    module = SentimentModule(
-        vocab=["<pad>", "<unk>", *"abcdefgh"],
-        preprocess={},
+    net = partial(
+        RecurrentClassifier,
         cell="lstm",
         bidirectional=True,
         hidden_size=16,
         embed_dim=8,
         pooling="final+max+mean",
         bigram_buckets=bigram_buckets,
-    ).eval()
+    )
+    module = SentimentModule(vocab=["<pad>", "<unk>", *"abcdefgh"], preprocess={}, net=net).eval()
     review = torch.tensor([[2, 3, 4, 5, 6]])
     alone = module(review, torch.tensor([5]))
     batch = torch.zeros(3, 12, dtype=torch.long)

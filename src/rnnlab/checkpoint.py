@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import pickle
 import zipfile
 from pathlib import Path
@@ -11,11 +12,38 @@ import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from rnnlab.atomic import atomic_write, fsync_dir
+from rnnlab.errors import UserError
+from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.module import SentimentModule
 
+# what SentimentModule took itself before the net became a partial hyperparameter
+LEGACY_NET_KEYS = (
+    "cell",
+    "embed_dim",
+    "hidden_size",
+    "num_layers",
+    "bidirectional",
+    "dropout",
+    "embed_dropout",
+    "pooling",
+    "bigram_buckets",
+    "word_dropout",
+    "weight_drop",
+)
 
-class CheckpointError(ValueError):
+
+class CheckpointError(UserError, ValueError):
     """The file given as a checkpoint cannot be used as one."""
+
+
+def legacy_net(hparams: dict[str, Any]) -> dict[str, Any]:
+    """For a checkpoint written before models were nets built from their config (its recurrent
+    settings are hyperparameters of the module itself): the `net` partial that rebuilds the same
+    RecurrentClassifier, whose parameter names are unchanged. Empty for a current checkpoint."""
+    if "net" in hparams:
+        return {}
+    settings = {key: hparams[key] for key in LEGACY_NET_KEYS if key in hparams}
+    return {"net": functools.partial(RecurrentClassifier, **settings)}
 
 
 def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
@@ -39,7 +67,10 @@ def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
         )
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        model = SentimentModule.load_from_checkpoint(path, map_location="cpu", weights_only=False)
+        upgrade = legacy_net(checkpoint.get("hyper_parameters") or {})
+        model = SentimentModule.load_from_checkpoint(
+            path, map_location="cpu", weights_only=False, **upgrade
+        )
     except (
         RuntimeError,
         pickle.UnpicklingError,

@@ -19,7 +19,12 @@ from pathlib import Path
 log = logging.getLogger("rnnlab")
 
 
-class ConfigError(ValueError):
+class UserError(Exception):
+    """A mistake the user can fix (a config value, a data file, a checkpoint, a download): its
+    message names what is wrong and the fix. rnnlab's typed errors all derive from it."""
+
+
+class ConfigError(UserError, ValueError):
     """A configuration value that cannot work; the message names the key and the allowed values."""
 
 
@@ -28,17 +33,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rnnlab.checkpoint import CheckpointError
-    from rnnlab.data.download import DownloadError
-    from rnnlab.data.preprocess import StopwordsMissing
-    from rnnlab.data.sources import DataError
-
     return (
-        ConfigError,
-        DataError,
-        CheckpointError,
-        DownloadError,
-        StopwordsMissing,
+        UserError,  # ConfigError, DataError, CheckpointError, DownloadError, StopwordsMissing, ...
         FloatingPointError,
         HydraException,  # e.g. InstantiationException: a _target_ that cannot be built
         OmegaConfBaseException,  # e.g. a mandatory value (???) left unset

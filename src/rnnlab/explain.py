@@ -8,6 +8,7 @@ the same weights) and the model's positive probability had the review ended ther
 from __future__ import annotations
 
 import csv
+import functools
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,9 @@ from omegaconf import DictConfig
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.preprocess import Preprocessor
 from rnnlab.data.vocab import Vocab
+from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.lstm_scratch import SCRATCH_CELLS, recording_gates
+from rnnlab.models.net import require
 from rnnlab.models.recurrent import reverse_valid
 from rnnlab.module import SentimentModule
 
@@ -29,6 +32,16 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the file-only bac
 
 LSTM_CELLS = {"lstm", *SCRATCH_CELLS}
 SHOWN_GATES = {"forget": "tab:blue", "input": "tab:green", "output": "tab:orange"}
+READS = (
+    "recurrent nets word by word (RecurrentClassifier: model=rnn, lstm, bilstm, gru, lstm_scratch,"
+    " bilstm_scratch), with the gates of the LSTM ones"
+)
+
+
+def require_readable(model: SentimentModule) -> RecurrentClassifier:
+    """The model's recurrent net, or UnsupportedModel naming its family and what explain reads."""
+    require(model.net, RecurrentClassifier, "scripts/explain.py", READS, model.hparams.get("name"))
+    return model.net
 
 
 @dataclass
@@ -43,11 +56,16 @@ class Trace:
 
 def as_scratch(model: SentimentModule) -> SentimentModule:
     """The same model with its LSTM replayed by ScratchLSTM: same weights, gates readable."""
-    if model.hparams.cell in SCRATCH_CELLS:
+    cell = require_readable(model).cell
+    if cell in SCRATCH_CELLS:
         return model
-    if model.hparams.cell not in LSTM_CELLS:
-        raise ValueError(f"cell {model.hparams.cell!r} has no gates to show")
-    scratch = SentimentModule(**{**model.hparams, "cell": "lstm_scratch"})
+    if cell not in LSTM_CELLS:
+        raise ValueError(f"cell {cell!r} has no gates to show")
+    # what built the net (a partial, from the config): the same, with the scratch cell
+    net = model.hparams.net
+    net = net if isinstance(net, functools.partial) else functools.partial(net)
+    scratch_net = functools.partial(net.func, *net.args, **{**net.keywords, "cell": "lstm_scratch"})
+    scratch = SentimentModule(**{**model.hparams, "net": scratch_net})
     scratch.load_state_dict(model.state_dict())
     return scratch.eval()
 
@@ -75,6 +93,7 @@ def running_probability(model: SentimentModule, ids: torch.Tensor, chunk: int = 
 @torch.no_grad()
 def trace_review(model: SentimentModule, text: str) -> Trace:
     """Tokens, running probability and (LSTM family) top-layer gate values for one review."""
+    cell = require_readable(model).cell
     model.eval()
     tokens = Preprocessor(**model.hparams.preprocess)(text)
     if not tokens:
@@ -86,7 +105,7 @@ def trace_review(model: SentimentModule, text: str) -> Trace:
     ids = torch.from_numpy(vocab.encode(tokens))[None, :]
     lengths = torch.tensor([ids.size(1)])
     gates = None
-    if model.hparams.cell in LSTM_CELLS:
+    if cell in LSTM_CELLS:
         scratch = as_scratch(model)
         with recording_gates(scratch.net) as cells:
             scratch(ids, lengths)
@@ -199,13 +218,13 @@ def run(cfg: DictConfig) -> Trace:
     and, beside it, a CSV of the same numbers (explain.csv)."""
     model, _ = load_checkpoint(cfg.ckpt_path)
     trace = trace_review(model, str(cfg.text))
-    name = model.hparams.get("name", model.hparams.cell)
+    name = model.hparams.get("name")
     final = float(trace.probability[-1])
     verdict = "positive" if final >= 0.5 else "negative"
     quoted = textwrap.shorten(str(cfg.text), width=90, placeholder="...")
     title = f'{name}: "{quoted}"\nfinal P(positive) = {final:.3f} ({verdict})'
     if trace.gates is None:
-        title += f"; cell {model.hparams.cell!r} has no gates, only the probability is shown"
+        title += f"; cell {model.net.cell!r} has no gates, only the probability is shown"
     path = plot_trace(trace, title, cfg.output)
     table = write_table(trace, path.with_suffix(".csv"))
     print(f"{verdict}\t{final:.4f}\twrote {path} and {table.name}")

@@ -31,6 +31,7 @@ from rnnlab.data.batching import collate
 from rnnlab.data.vocab import Vocab
 from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.models.lstm_scratch import ScratchLSTM
+from rnnlab.models.net import require
 from rnnlab.models.recurrent import reverse_valid
 from rnnlab.train import instantiate_model
 
@@ -45,6 +46,18 @@ STEP_CELLS: dict[type[nn.Module], type[nn.Module]] = {
     nn.LSTM: nn.LSTMCell,
     ScratchLSTM: nn.LSTMCell,
 }
+
+READS = (
+    "the hidden states of recurrent nets (RecurrentClassifier: model=rnn, lstm, bilstm, gru, "
+    "lstm_scratch, bilstm_scratch)"
+)
+
+
+def require_readable(
+    net: nn.Module | type, name: object, tool: str = "scripts/gradient_flow.py"
+) -> None:
+    """UnsupportedModel, naming the family, unless `net` (or its class) has hidden states."""
+    require(net, RecurrentClassifier, tool, READS, name)
 
 
 class Unrolled(nn.Module):
@@ -86,6 +99,7 @@ def step_gradient_norms(
     (the backward direction ends at the first word). Columns past a review's length are NaN.
     `net` itself is left untouched (a copy is unrolled, in eval mode: no dropout).
     """
+    require_readable(net, type(net).__name__, "gradient flow")
     unrolled = copy.deepcopy(net).eval()
     top = unrolled.encoder.layers[-1]
     for d in range(len(top)):
@@ -206,6 +220,11 @@ class GradientFlow(Callback):
                 plt.close(figure)
         return scalars
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        """Refuse a model family without hidden states before any training step."""
+        name = pl_module.hparams.get("name")
+        require_readable(pl_module.net, name, "callbacks=gradient_flow")
+
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
             self.measure(trainer, pl_module)
@@ -234,6 +253,9 @@ def _reencode(batch: tuple[torch.Tensor, ...], itos: Sequence[str], model) -> tu
 def compare(cfg: DictConfig) -> dict[str, dict]:
     """`scripts/gradient_flow.py`: measure each model of `cfg.models` at initialization and after
     brief training (or as loaded from `cfg.ckpt[name]`); write the PNG and a JSON of the curves."""
+    for name, model_cfg in cfg.models.items():  # before any data is read
+        if name not in (cfg.ckpt or {}):
+            require_readable(hydra.utils.get_class(model_cfg._target_), name)
     datamodule = hydra.utils.instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -262,6 +284,7 @@ def compare(cfg: DictConfig) -> dict[str, dict]:
             initial = type(trained)(**trained.hparams)
         else:
             initial = instantiate_model(model_cfg, datamodule.vocab.itos, preprocess)
+        require_readable(initial.net, name)
         own_batch = _reencode(batch, datamodule.vocab.itos, initial)
         before = median_curve(step_gradient_norms(initial.net, *own_batch))
         if name in checkpoints:

@@ -26,14 +26,16 @@ from omegaconf import DictConfig, OmegaConf
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 
+from rnnlab import rules
 from rnnlab.atomic import atomic_write
 from rnnlab.errors import ConfigError
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.module import _metrics
 from rnnlab.record import build_record, write_metrics, write_predictions
-from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
+# scikit-learn's LogisticRegression solvers
+SOLVERS = ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
 
 
 def _same(tokens: list[str]) -> list[str]:
@@ -119,6 +121,18 @@ class TfidfLogReg(LinearBaseline):
             C=C, solver=solver, max_iter=max_iter, random_state=random_state
         )
 
+    @classmethod
+    def config_rules(cls) -> dict[str, rules.Rule]:
+        """Checks of this family's `model.*` keys (rnnlab/validate.py applies them)."""
+        return {
+            "ngram_max": rules.integer(1),
+            "min_df": rules.integer(1),
+            "sublinear_tf": rules.boolean(),
+            "C": rules.positive(),
+            "solver": rules.choice(SOLVERS),
+            "max_iter": rules.integer(1),
+        }
+
     def fit(
         self,
         reviews: Sequence[list[str]],
@@ -180,7 +194,6 @@ def _path(cfg: DictConfig, key: str, default: Path) -> Path:
 
 def train_linear(cfg: DictConfig) -> dict[str, float]:
     """Fit the baseline on the train split, score val (and test), write the run directory."""
-    validate_train_config(cfg)
     _refuse_resume(cfg)
     out = Path(cfg.paths.output_dir)
     metrics_path = _path(cfg, "callbacks.metrics_json.path", out / "metrics.json")

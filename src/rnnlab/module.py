@@ -1,4 +1,4 @@
-"""The LightningModule: one recurrent classifier, BCE-with-logits, torchmetrics, optimizer."""
+"""The LightningModule: a net built from its config, BCE-with-logits, torchmetrics, optimizer."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
-
-from rnnlab.models.classifier import RecurrentClassifier
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -46,47 +44,27 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 class SentimentModule(L.LightningModule):
-    """Trains a `RecurrentClassifier`; the checkpoint carries the vocabulary and preprocessing.
+    """Trains a net (any `TextClassifier` family); owns the steps, metrics and logging.
 
-    Everything needed to rebuild the model and its text pipeline is a hyperparameter, so
-    `SentimentModule.load_from_checkpoint(path)` works with the training data gone.
+    `net` is a partial (`_partial_: true` in the model config) that builds the net for a
+    vocabulary size: `net(vocab_size=len(vocab))`. It is a hyperparameter beside the vocabulary,
+    the preprocessing and the optimizer and schedule partials, so the checkpoint pickles how to
+    rebuild everything and `SentimentModule.load_from_checkpoint(path, weights_only=False)` works
+    with the training data gone.
     """
 
     def __init__(
         self,
         vocab: Sequence[str],
         preprocess: dict,
-        name: str = "lstm",
-        cell: str = "lstm",
-        bidirectional: bool = False,
-        embed_dim: int = 128,
-        hidden_size: int = 128,
-        num_layers: int = 1,
-        dropout: float = 0.0,
-        embed_dropout: float = 0.0,
-        pooling: str = "final",
-        bigram_buckets: int = 0,
-        word_dropout: float = 0.0,
-        weight_drop: float = 0.0,
+        net: Callable[..., nn.Module],
+        name: str = "model",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
-        self.net = RecurrentClassifier(
-            len(vocab),
-            cell,
-            embed_dim,
-            hidden_size,
-            num_layers,
-            bidirectional,
-            dropout,
-            embed_dropout,
-            pooling,
-            bigram_buckets,
-            word_dropout,
-            weight_drop,
-        )
+        self.net = net(vocab_size=len(vocab))
         self.loss = nn.BCEWithLogitsLoss()
         self.train_metrics = _metrics("train/")
         self.val_metrics = _metrics("val/")

@@ -45,13 +45,14 @@ from typing import Any
 import numpy as np
 
 from rnnlab.atomic import atomic_write
+from rnnlab.errors import UserError
 
 METRICS_FILE = "metrics.json"
 PREDICTIONS_FILE = "predictions.npz"
 PREDICTION_KEYS = ("review_ids", "labels", "probabilities")
 
 
-class RecordError(ValueError):
+class RecordError(UserError, ValueError):
     """A run record that cannot be read or written as it is; the message names the file."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from rnnlab.errors import UserError
 from rnnlab.record import PREDICTIONS_FILE, Predictions, RecordError, read_predictions
 
 RESAMPLES = 10_000
@@ -40,7 +41,7 @@ PAIR_METHOD = (
 )
 
 
-class ComparisonError(ValueError):
+class ComparisonError(UserError, ValueError):
     """Runs that cannot be compared as asked; the message names the runs, files and the fix."""
 
 

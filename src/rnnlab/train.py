@@ -11,7 +11,7 @@ import hydra
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import MetricsJson
 from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
@@ -25,13 +25,32 @@ from rnnlab.validate import validate_train_config
 log = logging.getLogger(__name__)
 
 
+# keys of a model config that configure the LightningModule; the others configure the net
+MODULE_KEYS = ("name", "optimizer", "scheduler")
+
+
 def instantiate_model(
     model_cfg: DictConfig, vocab: list[str], preprocess: dict[str, Any]
 ) -> SentimentModule:
-    """The model config, sized from a vocabulary. The vocabulary goes to the partial, not to
-    instantiate(): Hydra would first merge the whole word list into the config, node by node."""
-    build_model = hydra.utils.instantiate(model_cfg, _partial_=True, _convert_="all")
-    return build_model(vocab=vocab, preprocess=preprocess)
+    """The model config, sized from a vocabulary.
+
+    The config's `_target_` is the net's class (its family): it and every key but MODULE_KEYS
+    build the net as a partial (`_partial_`), which the module calls with the vocabulary size.
+    The net's keys sit flat in the config, so `model.hidden_size=256` stays a short override.
+    The vocabulary goes to the module directly, never through instantiate(): Hydra would first
+    merge the whole word list into the config, node by node.
+    """
+    settings = OmegaConf.to_container(model_cfg, resolve=True)
+    module = {key: settings.pop(key, None) for key in MODULE_KEYS}
+    net = hydra.utils.instantiate(settings, _partial_=True, _convert_="all")
+    return SentimentModule(
+        vocab=vocab,
+        preprocess=preprocess,
+        net=net,
+        name=module["name"] or "model",
+        optimizer=hydra.utils.instantiate(module["optimizer"], _convert_="all"),
+        scheduler=hydra.utils.instantiate(module["scheduler"], _convert_="all"),
+    )
 
 
 def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
@@ -77,6 +96,7 @@ def _warn_if_resuming_elsewhere(ckpt_path: str, trainer: L.Trainer) -> None:
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit (and test) one configuration; returns the final metrics (the trainer's, or the linear
     baseline's, named alike)."""
+    validate_train_config(cfg)  # before is_linear reads model._target_
     if is_linear(cfg.model):  # fits in one pass, without a Trainer
         return train_linear(cfg)
     standard_start_method()

@@ -2,82 +2,23 @@
 
 A typo such as `model.hidden_size=0` or `model.dropout=1.5` would otherwise surface minutes
 later, after reading and tokenizing 50,000 reviews, as an error from deep inside PyTorch. Every
-rule names the key, the value given and the values allowed.
+rule names the key, the value given and the values allowed. The model's keys are checked by the
+rules its family declares (`config_rules()` on the net class named by `model._target_`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import hydra
 from omegaconf import DictConfig, OmegaConf
 
+from rnnlab import rules
 from rnnlab.errors import ConfigError
+from rnnlab.rules import Rule
 
 _ABSENT = object()
-Rule = tuple[Callable[[Any], bool], str]
-
-
-def _integer(low: int, nullable: bool = False) -> Rule:
-    def ok(v: Any) -> bool:
-        return (nullable and v is None) or (
-            isinstance(v, int) and not isinstance(v, bool) and v >= low
-        )
-
-    return ok, f"an integer >= {low}" + (" or null" if nullable else "")
-
-
-def _fraction(low_open: bool, high_open: bool) -> Rule:
-    def ok(v: Any) -> bool:
-        if not isinstance(v, int | float) or isinstance(v, bool):
-            return False
-        above = v > 0 if low_open else v >= 0
-        below = v < 1 if high_open else v <= 1
-        return above and below
-
-    return ok, f"a number in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
-
-
-def _positive() -> Rule:
-    def ok(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
-
-    return ok, "a number > 0"
-
-
-def _positive_list() -> Rule:
-    def ok(v: Any) -> bool:
-        return isinstance(v, list) and bool(v) and all(_positive()[0](x) for x in v)
-
-    return ok, "a non-empty list of numbers > 0, e.g. [0.1,1.0]"
-
-
-def _non_negative() -> Rule:
-    def ok(v: Any) -> bool:
-        return isinstance(v, int | float) and not isinstance(v, bool) and v >= 0
-
-    return ok, "a number >= 0"
-
-
-def _choice(values: Iterable[str], nullable: bool = False) -> Rule:
-    allowed = sorted(values)
-    return (lambda v: v in allowed or (nullable and v is None)), "one of " + ", ".join(
-        allowed + (["null"] if nullable else [])
-    )
-
-
-def _boolean() -> Rule:
-    return (lambda v: isinstance(v, bool)), "true or false"
-
-
-def _pooling() -> Rule:
-    from rnnlab.models.classifier import POOLINGS
-
-    def ok(v: Any) -> bool:
-        return isinstance(v, str) and bool(v) and set(v.split("+")) <= set(POOLINGS)
-
-    return ok, f"one of {', '.join(POOLINGS)}, or several joined by '+' (e.g. final+max)"
 
 
 def _label_map() -> Rule:
@@ -91,60 +32,54 @@ def _label_map() -> Rule:
     return ok, "a mapping of label values to 1 (positive) and 0 (negative), e.g. {pos: 1, neg: 0}"
 
 
-def rules() -> dict[str, Rule]:
+def model_rules(model_cfg: Any) -> dict[str, Rule]:
+    """The model family's own checks, as `model.<key>` rules: the `config_rules()` of the class
+    named by `model._target_` (a net, or a linear baseline). An unknown `_target_` has none here;
+    building the model reports it."""
+    if not OmegaConf.is_config(model_cfg):
+        return {}
+    target = OmegaConf.select(model_cfg, "_target_", default=None, throw_on_missing=False)
+    if not isinstance(target, str):  # unset: _model_problems says so
+        return {}
+    try:
+        family = hydra.utils.get_class(target)
+    except (ImportError, ValueError):
+        return {}
+    declared = getattr(family, "config_rules", None)
+    return {f"model.{key}": rule for key, rule in (declared() if declared else {}).items()}
+
+
+def rules_for(cfg: DictConfig) -> dict[str, Rule]:
     """Key -> (check, what is allowed). Keys absent from a config are not checked."""
     from rnnlab.data.datamodule import SPLITS
     from rnnlab.data.sources import EMPTY_REVIEWS
-    from rnnlab.models.lstm_scratch import SCRATCH_CELLS
-    from rnnlab.models.recurrent import CELLS
 
     return {
-        "model.cell": _choice([*CELLS, *SCRATCH_CELLS]),
-        "model.bidirectional": _boolean(),
-        "model.embed_dim": _integer(1),
-        "model.hidden_size": _integer(1),
-        "model.num_layers": _integer(1),
-        "model.dropout": _fraction(low_open=False, high_open=True),
-        "model.embed_dropout": _fraction(low_open=False, high_open=True),
-        "model.word_dropout": _fraction(low_open=False, high_open=True),
-        "model.weight_drop": _fraction(low_open=False, high_open=True),
-        "model.pooling": _pooling(),
-        "model.bigram_buckets": _integer(0),
-        "model.optimizer.lr": _positive(),
-        "model.optimizer.weight_decay": _non_negative(),
-        # the linear baseline (model=tfidf_logreg)
-        "model.ngram_max": _integer(1),
-        "model.min_df": _integer(1),
-        "model.sublinear_tf": _boolean(),
-        "model.C": _positive(),
-        "model.solver": _choice(
-            ("lbfgs", "liblinear", "newton-cg", "newton-cholesky", "sag", "saga")
-        ),
-        "model.max_iter": _integer(1),
-        "model.alpha": _positive(),  # NB-SVM's smoothing
-        "model.Cs": _positive_list(),  # NB-SVM's candidate C values
-        "data.batch_size": _integer(1),
-        "data.eval_batch_size": _integer(1, nullable=True),
-        "data.max_reviews": _integer(2, nullable=True),
-        "data.num_workers": _integer(0),
-        "data.empty_reviews": _choice(EMPTY_REVIEWS),
+        **model_rules(cfg.get("model")),
+        "model.optimizer.lr": rules.positive(),
+        "model.optimizer.weight_decay": rules.non_negative(),
+        "data.batch_size": rules.integer(1),
+        "data.eval_batch_size": rules.integer(1, nullable=True),
+        "data.max_reviews": rules.integer(2, nullable=True),
+        "data.num_workers": rules.integer(0),
+        "data.empty_reviews": rules.choice(EMPTY_REVIEWS),
         "data.csv.labels": _label_map(),
-        "data.preprocess.mode": _choice(("words", "seed_tip")),
-        "data.preprocess.max_len": _integer(1, nullable=True),
-        "data.split.name": _choice(SPLITS),
-        "data.split.test_size": _fraction(low_open=True, high_open=True),
-        "data.split.val_fraction": _fraction(low_open=True, high_open=True),
-        "data.vocab.min_freq": _integer(1),
-        "data.vocab.max_size": _integer(3, nullable=True),
-        "data.vocab.fit_on": _choice(("train", "all")),
-        "data.vocab.order": _choice(("frequency", "first_seen")),
+        "data.preprocess.mode": rules.choice(("words", "seed_tip")),
+        "data.preprocess.max_len": rules.integer(1, nullable=True),
+        "data.split.name": rules.choice(SPLITS),
+        "data.split.test_size": rules.fraction(low_open=True, high_open=True),
+        "data.split.val_fraction": rules.fraction(low_open=True, high_open=True),
+        "data.vocab.min_freq": rules.integer(1),
+        "data.vocab.max_size": rules.integer(3, nullable=True),
+        "data.vocab.fit_on": rules.choice(("train", "all")),
+        "data.vocab.order": rules.choice(("frequency", "first_seen")),
     }
 
 
 def problems(cfg: DictConfig) -> list[str]:
     """Every rule the config breaks, as `key=value: must be ...` lines."""
     found = []
-    for key, (ok, allowed) in rules().items():
+    for key, (ok, allowed) in rules_for(cfg).items():
         value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if value is _ABSENT:
             continue
@@ -165,9 +100,19 @@ def _resume_problems(cfg: DictConfig) -> list[str]:
     ]
 
 
+def _model_problems(cfg: DictConfig) -> list[str]:
+    model = cfg.get("model")
+    if model is None or not OmegaConf.is_missing(model, "_target_"):
+        return []
+    return [
+        "model._target_ is unset: model=base (conf/model/base.yaml) is what every model config "
+        "shares, not a model; pick one, e.g. model=bilstm or model=cnn"
+    ]
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every invalid value, before anything is read or built."""
-    found = problems(cfg) + _resume_problems(cfg)
+    found = _model_problems(cfg) + problems(cfg) + _resume_problems(cfg)
     if found:
         raise ConfigError(
             "; ".join(found)

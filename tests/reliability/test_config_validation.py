@@ -76,6 +76,7 @@ SHIPPED = [
     f"{group}={path.stem}"
     for group in ("model", "experiment", "split", "preprocess")
     for path in sorted((ROOT / "conf" / group).glob("*.yaml"))
+    if (group, path.stem) != ("model", "base")  # the part every model shares, not a model
 ]
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rnnlab.atomic import fsync_dir
+from rnnlab.errors import UserError
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ _RETRY_DELAY_S = 1.0  # doubled after each failed attempt; tests set it to 0
 _USER_AGENT = "rnnlab-downloader"
 
 
-class DownloadError(RuntimeError):
+class DownloadError(UserError, RuntimeError):
     """A download failed; the message says what went wrong and how to fix it."""
 
 

@@ -15,6 +15,8 @@ from functools import cached_property
 
 from nltk.tokenize import NLTKWordTokenizer
 
+from rnnlab.errors import UserError
+
 _HTML = re.compile(r"<[^>]*>")
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _APOSTROPHE = re.compile(r"['\u2019]")
@@ -68,7 +70,7 @@ NEGATIONS = frozenset(
 )
 
 
-class StopwordsMissing(RuntimeError):
+class StopwordsMissing(UserError, RuntimeError):
     """NLTK's stopword corpus is not installed where NLTK looks."""
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from rnnlab.data.tarstream import tar_files
+from rnnlab.errors import UserError
 
 # aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt ; train/unsup is unlabeled and skipped.
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 DEFAULT_LABELS = {"positive": 1, "negative": 0}
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad input data: the message names the file, the row or key, and the fix."""
 
 
