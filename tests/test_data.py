@@ -38,7 +38,7 @@ def test_seed_split_is_stratified_80_20_and_test_is_val(tmp_path, synthetic_arch
     assert [r.tolist() for r in dm._sets["val"].reviews] == [
         r.tolist() for r in dm._sets["test"].reviews
     ]
-    assert dm.summary()["split"] == "seed"
+    assert dm.summary()["split"] == "tutorial"
 
 
 def test_official_split_keeps_the_datasets_test_half(tmp_path, synthetic_archive):
