@@ -9,13 +9,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import compose_train
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
 
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.data.sources import DataError, check_label_map, load_reviews
 from rnnlab.data.synthetic import synthetic_reviews
 from rnnlab.validate import problems
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.data_dir = str(output_dir / "data")
+        cfg.paths.cache_dir = str(output_dir / "cache")
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir / "run")
+    return cfg
+
 
 N = 60
 

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import CONF, ROOT, compose_train
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.checkpoint import CheckpointError, load_checkpoint
 from rnnlab.data.sources import DataError
@@ -29,6 +28,23 @@ from rnnlab.errors import ConfigError
 from rnnlab.predict import quote_text_overrides, read_inputs
 from rnnlab.predict import run as predict
 from rnnlab.train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.data_dir = str(output_dir / "data")
+        cfg.paths.cache_dir = str(output_dir / "cache")
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir / "run")
+    return cfg
+
 
 # what a review typed on the command line may hold: every character Hydra's syntax uses
 NASTY = [

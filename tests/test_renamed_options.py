@@ -11,12 +11,28 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import CONF, ROOT, compose_train
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.renames import RENAMED_OPTIONS, RenamedOptionsNotice, renamed_notices
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+
+def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
+    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(output_dir)
+        cfg.paths.data_dir = str(output_dir / "data")
+        cfg.paths.cache_dir = str(output_dir / "cache")
+        cfg.paths.log_dir = str(output_dir / "logs")
+        cfg.paths.output_dir = str(output_dir / "run")
+    return cfg
+
 
 RENAMES = [(g, old, new) for g, names in RENAMED_OPTIONS.items() for old, new in names.items()]
 
