@@ -15,6 +15,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rnnlab.data.datamodule import IMDBDataModule
+from rnnlab.errors import refuse_null_groups
 from rnnlab.renames import RENAMED_OPTIONS, RenamedOptionsNotice, renamed_notices
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,3 +129,10 @@ def test_train_py_prints_the_notice_at_job_start(tmp_path: Path) -> None:
     lines = result.stderr.splitlines()
     assert lines[0].startswith(notice) and lines[-1].startswith("Error: Data path")
     assert notice in (run_dir / "train.log").read_text()
+
+
+def test_a_null_group_lists_only_the_current_names(capsys) -> None:
+    with pytest.raises(SystemExit):
+        refuse_null_groups(["split=null"], CONF)
+    message = capsys.readouterr().err
+    assert "one of: official, tutorial (files in" in message and "seed" not in message
