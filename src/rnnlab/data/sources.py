@@ -222,8 +222,8 @@ def check_label_map(label_map: object) -> dict[str, int]:
             return mapping
     shown = dict(label_map) if isinstance(label_map, Mapping) else label_map
     raise DataError(
-        f"data.csv.labels={shown!r} {problem}. Give each label value of the file's label column "
-        "with 1 (positive) or 0 (negative), e.g. 'data.csv.labels={pos: 1, neg: 0}'."
+        f"data.csv.labels={shown!r} {problem}. Map each value of the file's label column to 1 "
+        "(positive) or 0 (negative) on the command line, e.g. 'data.csv.labels={pos: 1, neg: 0}'."
     )
 
 
@@ -273,6 +273,7 @@ def _mapping_hint(values: list[str], mapping: dict[str, int]) -> str:
         keys
         and len(keys) <= 10
         and all(k.lower() in mapping or k.lower() in _POSITIVE | _NEGATIVE for k in keys)
+        and all(re.fullmatch(r"\w+", k) for k in keys)  # typed unquoted as Hydra dict keys
     ):
         polarity = {k: mapping.get(k.lower(), int(k.lower() in _POSITIVE)) for k in keys}
         if set(polarity.values()) == {0, 1}:
