@@ -58,6 +58,7 @@ NASTY = [
     "1,2,3",
     "'quoted at the start only",
     "Loved it 😍, très bien, 好看",
+    "Two lines,\nas $(cat review.txt) gives them\r\n",
 ]
 
 
