@@ -264,6 +264,12 @@ def test_reading_standard_input_gives_one_review_a_line() -> None:
     assert read_inputs(None, "-", stdin=io.StringIO("a, b\n\nc (d)\n")) == ["a, b", "", "c (d)"]
 
 
+def test_standard_input_that_is_not_utf8_is_read_with_replacements(monkeypatch) -> None:
+    """As a file's odd bytes are: the review still gets a label, no UnicodeDecodeError."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"caf\xe9, great\nok\n")))
+    assert read_inputs(None, "-") == ["caf\ufffd, great", "ok"]
+
+
 def test_a_failed_run_leaves_an_earlier_output_whole(checkpoint: Path, tmp_path: Path) -> None:
     output = tmp_path / "labels.csv"
     output.write_text("label,positive_probability\npositive,0.9\n")

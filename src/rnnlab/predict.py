@@ -75,7 +75,9 @@ def read_inputs(
     stdin: TextIO | None = None,
 ) -> list[str]:
     """The reviews to label: `text`, the lines of `file` (`-`: of `stdin`, default
-    sys.stdin), or the `column` of a CSV / TSV `file` ("review" when not given)."""
+    sys.stdin), or the `column` of a CSV / TSV `file` ("review" when not given). Text that is
+    not UTF-8 is read with replacement characters, as a review's odd bytes are."""
+    column = None if column is None else str(column)
     if (text is None) == (file is None):
         raise ConfigError(
             'predict.py needs exactly one of text="..." (a review), file=reviews.txt (one '
@@ -94,7 +96,9 @@ def read_inputs(
                 f"column={column} picks the review column of a CSV or TSV file, but file=- reads "
                 "standard input as one review a line: drop column=, or give the file's path."
             )
-        return (stdin or sys.stdin).read().splitlines()
+        if stdin is None:
+            return sys.stdin.buffer.read().decode("utf-8", errors="replace").splitlines()
+        return stdin.read().splitlines()
     path = Path(str(file)).expanduser()
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -110,7 +114,12 @@ def read_inputs(
             f"one (its name ends in none of {', '.join(CSV_SUFFIXES + TSV_SUFFIXES)}). Drop "
             "column= to read it as one review a line, or give the file a .csv / .tsv name."
         )
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    try:
+        return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as err:
+        raise DataError(
+            f"file={path} cannot be read ({err.strerror}): check its permissions."
+        ) from err
 
 
 def read_column(path: Path, column: str, given: bool = True) -> list[str]:
