@@ -1,4 +1,5 @@
-"""Label reviews with a checkpoint: `python predict.py ckpt_path=CKPT text="..."` or `file=reviews.txt`."""
+"""Label reviews with a checkpoint: `python predict.py ckpt_path=CKPT text="..."`, `file=reviews.txt`
+(`file=-`: standard input) or `file=reviews.csv column=review`; `output=labels.csv` writes a file."""
 
 import sys
 from pathlib import Path
@@ -11,7 +12,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from rnnlab.errors import exit_on_error, refuse_null_groups  # noqa: E402
-from rnnlab.predict import run  # noqa: E402
+from rnnlab.predict import quote_text_overrides, run  # noqa: E402
 from rnnlab.sweeps import register_resolvers  # noqa: E402
 from rnnlab.tuning import tune_process  # noqa: E402
 
@@ -27,4 +28,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     refuse_null_groups(sys.argv[1:], Path(__file__).parent / "conf")
+    sys.argv[1:] = quote_text_overrides(sys.argv[1:])  # a review reads as typed, commas included
     main()

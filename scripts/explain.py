@@ -4,6 +4,8 @@ Writes one PNG for one review: the words along x, the LSTM's mean forget, input 
 per word, and the model's positive probability had the review ended at each word.
 """
 
+import sys
+
 from rnnlab.runtime import use_huge_pages
 
 use_huge_pages()  # before torch's first allocation
@@ -13,6 +15,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from rnnlab.errors import exit_on_error  # noqa: E402
 from rnnlab.explain import run  # noqa: E402
+from rnnlab.predict import quote_text_overrides  # noqa: E402
 from rnnlab.tuning import tune_process  # noqa: E402
 
 
@@ -24,4 +27,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = quote_text_overrides(sys.argv[1:])  # a review reads as typed, commas included
     main()

@@ -126,11 +126,15 @@ def test_rnn_vs_lstm_is_the_tips_comparison_as_one_sweep(tmp_path):
         assert (m.embed_dim, m.hidden_size, m.num_layers, m.pooling) == (128, 128, 1, "final")
         assert (m.dropout, m.optimizer._target_, m.optimizer.lr) == (0.0, "torch.optim.AdamW", 1e-3)
         assert (d.batch_size, d.vocab.min_freq, d.vocab.max_size) == (64, 2, 30000)
-        assert (job.trainer.max_epochs, d.split.name, d.preprocess.mode) == (15, "seed", "words")
+        assert (job.trainer.max_epochs, d.split.name, d.preprocess.mode) == (
+            15,
+            "tutorial",
+            "words",
+        )
 
 
-def test_seed_tip_is_the_tip_exactly(tmp_path):
-    cfg = compose_train(["experiment=seed_tip"], tmp_path)
+def test_tutorial_is_the_tutorial_exactly(tmp_path):
+    cfg = compose_train(["experiment=tutorial"], tmp_path)
     d, m = cfg.data, cfg.model
     assert d.preprocess.mode == "seed_tip" and d.bucket is False
     assert (d.vocab.fit_on, d.vocab.order, d.vocab.min_freq, d.vocab.max_size) == (
@@ -139,7 +143,7 @@ def test_seed_tip_is_the_tip_exactly(tmp_path):
         2,
         30000,
     )
-    assert (d.split.name, d.split.test_size, d.split.random_state) == ("seed", 0.2, 42)
+    assert (d.split.name, d.split.test_size, d.split.random_state) == ("tutorial", 0.2, 42)
     assert (m.name, m.embed_dim, m.hidden_size, m.pooling, m.dropout) == (
         "bilstm",
         128,
@@ -173,7 +177,7 @@ def test_bilstm_tuned_official_is_the_seed_recipe_wider_with_word_dropout_and_lo
 
     seed = compose_train(["experiment=bilstm_tuned"], tmp_path)
     official = compose_train(["experiment=bilstm_tuned_official"], tmp_path)
-    assert (seed.data.split.name, official.data.split.name) == ("seed", "official")
+    assert (seed.data.split.name, official.data.split.name) == ("tutorial", "official")
     assert official.data.split.val_fraction == 0.04
     assert seed.model.word_dropout == 0 and official.model.word_dropout == 0.25
     assert (seed.model.hidden_size, official.model.hidden_size) == (128, 192)
@@ -263,4 +267,7 @@ def test_sweep_job_directories_are_named_by_rnnlab(tmp_path):
     assert hydra["sweep"]["subdir"].startswith("${rnnlab.job_dirname:")
     assert hydra["sweep"]["dir"].startswith("${rnnlab.unique_dir:")
     assert hydra["run"]["dir"].startswith("${rnnlab.unique_dir:")
-    assert [c["_target_"] for c in hydra["callbacks"].values()] == ["rnnlab.sweeps.SweepSetup"]
+    assert [c["_target_"] for c in hydra["callbacks"].values()] == [
+        "rnnlab.sweeps.SweepSetup",
+        "rnnlab.renames.RenamedOptionsNotice",
+    ]

@@ -30,7 +30,7 @@ def make_datamodule(path, tmp_path, **kwargs):
     return dm
 
 
-def test_seed_split_is_stratified_80_20_and_test_is_val(tmp_path, synthetic_archive):
+def test_tutorial_split_is_stratified_80_20_and_test_is_val(tmp_path, synthetic_archive):
     dm = make_datamodule(synthetic_archive, tmp_path)
     assert dm.sizes == {"train": 960, "val": 240, "test": 240, "vocab": dm.sizes["vocab"]}
     assert dm._sets["val"].labels.mean() == pytest.approx(0.5, abs=0.01)
@@ -38,7 +38,7 @@ def test_seed_split_is_stratified_80_20_and_test_is_val(tmp_path, synthetic_arch
     assert [r.tolist() for r in dm._sets["val"].reviews] == [
         r.tolist() for r in dm._sets["test"].reviews
     ]
-    assert dm.summary()["split"] == "seed"
+    assert dm.summary()["split"] == "tutorial"
 
 
 def test_official_split_keeps_the_datasets_test_half(tmp_path, synthetic_archive):

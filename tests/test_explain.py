@@ -131,7 +131,7 @@ def test_explain_script_from_the_command_line(tmp_path):
             sys.executable,
             str(ROOT / "scripts" / "explain.py"),
             f"ckpt_path={checkpoint}",
-            f'text="{TEXT}"',  # Hydra quoting: the review has commas
+            f"text={TEXT}",  # as the shell passes it: commas and a colon, no quotes left
             f"output={output}",
         ],
         capture_output=True,

@@ -89,7 +89,7 @@ def test_numbers_match_a_direct_scikit_learn_fit_on_the_same_split(linear_run, s
     assert ((probabilities > 0.5) == raw.labels[raw.official == "test"]).mean() > 0.9
 
 
-@pytest.mark.parametrize("split", ["seed", "official"])
+@pytest.mark.parametrize("split", ["tutorial", "official"])
 def test_baseline_sees_the_recurrent_models_reviews_and_tokens(train_cfg, split):
     cfg = train_cfg(f"split={split}")
     recurrent = hydra.utils.instantiate(cfg.data, _convert_="all")

@@ -26,7 +26,7 @@ def test_run_writes_metrics_json_checkpoints_and_tensorboard(train_cfg):
     assert report["status"] == "completed"
     assert report["model"] == "gru"
     assert report["epochs"] == 2 and len(report["history"]) == 2
-    assert report["split"] == "seed"
+    assert report["split"] == "tutorial"
     assert report["sizes"]["train"] == 960
     assert report["best"]["val/acc"] == max(h["val/acc"] for h in report["history"])
     assert report["final"]["val/acc"] == report["history"][-1]["val/acc"]
@@ -119,7 +119,7 @@ def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
     best = torch.load(report["best"]["checkpoint"], weights_only=False)
     raw, average = best["current_model_state"], best["state_dict"]
     assert any(not torch.equal(raw[k], average[k]) for k in average)
-    # split=seed tests on its validation reviews: the test must score the weights validated
+    # split=tutorial tests on its validation reviews: the test must score the weights validated
     # there (the average), not the raw weights Lightning's callback would restore
     validated = report["history"][report["best"]["epoch"] - 1]
     assert report["test"]["test/loss"] == pytest.approx(validated["val/loss"], abs=1e-6)

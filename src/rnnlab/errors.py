@@ -74,12 +74,16 @@ def refuse_null_groups(argv: Sequence[str], config_dir: Path) -> None:
     """Hydra cannot set a config group to null: `logger=null` (or a sweep over `null,NAME`) fails
     with a traceback while the config is composed, before any job code runs. Say how to drop or
     swap the group instead."""
+    from rnnlab.renames import RENAMED_OPTIONS
+
     for arg in argv:
         key, eq, value = arg.partition("=")
         group = key.lstrip("+")
         values = [v.strip().lower() for v in value.split(",")]  # a multirun list, e.g. null,NAME
         if eq and "null" in values and (config_dir / group).is_dir():
-            options = ", ".join(sorted(p.stem for p in (config_dir / group).glob("*.yaml")))
+            earlier = RENAMED_OPTIONS.get(group, {})  # earlier names: not advertised
+            names = (p.stem for p in (config_dir / group).glob("*.yaml"))
+            options = ", ".join(sorted(n for n in names if n not in earlier))
             print(
                 f"Invalid configuration: {arg} cannot set the config group {group!r} to null. "
                 f"To run without it, write ~{group} instead; to pick another, write "

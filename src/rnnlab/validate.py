@@ -22,14 +22,21 @@ _ABSENT = object()
 
 
 def _label_map() -> Rule:
-    def ok(v: Any) -> bool:
-        return (
-            isinstance(v, dict)
-            and all(not isinstance(x, bool) and x in (0, 1) for x in v.values())
-            and set(v.values()) == {0, 1}
-        )
+    from rnnlab.data.sources import DataError, check_label_map
 
-    return ok, "a mapping of label values to 1 (positive) and 0 (negative), e.g. {pos: 1, neg: 0}"
+    def ok(v: Any) -> bool:
+        if v is None:  # the default mapping, {positive: 1, negative: 0}
+            return True
+        try:
+            check_label_map(v)
+        except DataError:
+            return False
+        return True
+
+    return ok, (
+        "a mapping of label values to 1 (positive) and 0 (negative), with both classes and no "
+        "value mapped both ways (compared case-insensitively), e.g. {pos: 1, neg: 0}"
+    )
 
 
 def model_rules(model_cfg: Any) -> dict[str, Rule]:

@@ -134,17 +134,17 @@ REFUSED: dict[str, tuple[Callable[[Path], Path], dict, list[str]]] = {
     "labels-pos-neg": (
         lambda tmp: _csv(tmp, _rows(pos="pos", neg="neg")),
         {},
-        ["{path} data row 1 (line 2 of the file)", "'++data.csv.labels={neg: 0, pos: 1}'"],
+        ["{path} data row 1 (line 2 of the file)", "'data.csv.labels={neg: 0, pos: 1}'"],
     ),
     "labels-1-0": (
         lambda tmp: _csv(tmp, _rows(pos="1", neg="0")),
         {},
-        ["{path} data row 1", "'++data.csv.labels={0: 0, 1: 1}'"],
+        ["{path} data row 1", "'data.csv.labels={0: 0, 1: 1}'"],
     ),
     "labels-unknown-values": (
         lambda tmp: _csv(tmp, _rows(pos="thumbs up", neg="thumbs down")),
         {},
-        ["{path} data row 1", "'thumbs down'", "++data.csv.labels="],
+        ["{path} data row 1", "'thumbs down'", "'data.csv.labels="],
     ),
     "label-blank-in-one-row": (
         lambda tmp: _csv(tmp, [*_rows()[:2], ["A fine film.", ""], *_rows()[2:]]),
@@ -222,12 +222,12 @@ REFUSED: dict[str, tuple[Callable[[Path], Path], dict, list[str]]] = {
     "official-split-of-a-csv": (
         lambda tmp: _csv(tmp, _rows()),
         {"split": {"name": "official"}},
-        ["split=official needs the dataset's own train/test split", "split=seed"],
+        ["split=official needs the dataset's own train/test split", "split=tutorial"],
     ),
     "official-split-without-test": (
         lambda tmp: _folder_without(tmp, "test"),
         {"split": {"name": "official"}},
-        ["split=official needs reviews under both train/ and test/", "split=seed"],
+        ["split=official needs reviews under both train/ and test/", "split=tutorial"],
     ),
 }
 
@@ -252,7 +252,7 @@ def test_bad_data_is_refused_with_a_clear_message(tmp_path: Path, case: str) -> 
 
 
 def _hinted_override(message: str) -> str:
-    return re.search(r"'(\+\+data\.csv\.labels=\{[^}]*\})'", message).group(1)
+    return re.search(r"'(data\.csv\.labels=\{[^}]*\})'", message).group(1)
 
 
 @pytest.mark.parametrize(

@@ -111,7 +111,7 @@ def test_train_unmapped_labels_suggest_the_override(cli, tmp_path: Path) -> None
     csv.write_text("review,sentiment\nGreat film,pos\nAwful film,neg\n")
     message = _last_paragraph(cli("train.py", f"data.path={csv}"))
     assert message.startswith(f"Error: {csv} data row 1")
-    assert "'++data.csv.labels={neg: 0, pos: 1}'" in message
+    assert "'data.csv.labels={neg: 0, pos: 1}'" in message
 
 
 def test_train_resume_from_a_file_that_is_not_a_checkpoint(cli, tmp_path: Path) -> None:

@@ -17,29 +17,41 @@ from torch.utils.data import DataLoader
 from rnnlab.data.batching import BucketBatchSampler, EncodedReviews, collate
 from rnnlab.data.corpus import Corpus, cached_corpus
 from rnnlab.data.preprocess import Preprocessor
-from rnnlab.data.sources import DataError, load_reviews, require_path
+from rnnlab.data.sources import (
+    DEFAULT_LABELS,
+    DataError,
+    check_label_map,
+    is_table,
+    load_reviews,
+    require_path,
+)
 from rnnlab.data.vocab import Vocab
 from rnnlab.runtime import init_dataloader_worker, subnormal_flush
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("seed", "official")
+SPLITS = ("tutorial", "official")
+# earlier names of splits: old configs, checkpoints and command lines keep working
+RENAMED_SPLITS = {"seed": "tutorial"}
 
 
 class IMDBDataModule(L.LightningDataModule):
     """Labeled reviews -> train/val/test loaders of padded token ids.
 
     Args:
-        path: archive, aclImdb folder or CSV(.gz); None downloads the Stanford archive to data_dir.
-        split: {"name": "seed" | "official", "test_size", "val_fraction", "random_state"}.
-            seed: all labeled reviews, stratified 80/20; validation and test are the same 20%.
+        path: archive, aclImdb folder, CSV(.gz) or TSV(.gz); None downloads the Stanford archive
+            to data_dir.
+        split: {"name": "tutorial" | "official", "test_size", "val_fraction", "random_state"}.
+            tutorial: the tutorial's protocol, all labeled reviews stratified 80/20; validation
+            and test are the same 20% ("seed", its earlier name, is read as "tutorial").
             official: the dataset's own 25k train / 25k test; validation is a stratified
             fraction of train.
         preprocess: `Preprocessor` settings.
         vocab: {"min_freq", "max_size", "fit_on": "train" | "all", "order": "frequency" |
             "first_seen"}.
         max_reviews: a stratified subset of this many labeled reviews, for quick runs.
-        csv: {"text_column", "label_column", "labels": {value: 0/1}} for CSV sources.
+        csv: {"text_column", "label_column", "labels": {value: 0/1} or None for
+            {positive: 1, negative: 0}} for CSV and TSV sources.
         empty_reviews: "skip" leaves blank / whitespace-only / NaN reviews out (logged with a
             count), "error" refuses data that holds any.
     """
@@ -63,8 +75,17 @@ class IMDBDataModule(L.LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
-        self.split = {"name": "seed", "test_size": 0.2, "val_fraction": 0.1, "random_state": 42}
+        self.split = {
+            "name": "tutorial",
+            "test_size": 0.2,
+            "val_fraction": 0.1,
+            "random_state": 42,
+        }
         self.split.update(split or {})
+        if self.split["name"] in RENAMED_SPLITS:
+            new = RENAMED_SPLITS[self.split["name"]]
+            log.info("Split %r is now called %r; reading it as that.", self.split["name"], new)
+            self.split["name"] = new
         if self.split["name"] not in SPLITS:
             raise ValueError(f"split.name must be one of {SPLITS}, got {self.split['name']!r}")
         self.preprocessor = Preprocessor(**(preprocess or {}))
@@ -81,6 +102,8 @@ class IMDBDataModule(L.LightningDataModule):
             "labels": {"positive": 1, "negative": 0},
         }
         self.csv.update(csv or {})
+        if self.csv["labels"] is None:  # data.csv.labels=null: the default mapping
+            self.csv["labels"] = dict(DEFAULT_LABELS)
         self.vocab: Vocab | None = None
         self.sizes: dict[str, int] = {}
         self._sets: dict[str, EncodedReviews] = {}
@@ -111,7 +134,8 @@ class IMDBDataModule(L.LightningDataModule):
         settings: dict[str, Any] = {"preprocess": self.preprocessor.config()}
         if self.hparams.empty_reviews != "skip":  # keeps the keys of existing caches valid
             settings["empty_reviews"] = self.hparams.empty_reviews
-        if not path.is_dir() and ".csv" in path.name.lower():
+        if not path.is_dir() and (".csv" in path.name.lower() or is_table(path)):
+            check_label_map(self.csv["labels"])  # before a cache hit could skip reading
             settings["csv"] = {k: self.csv[k] for k in ("text_column", "label_column")}
             settings["csv"]["labels"] = {str(k): int(v) for k, v in self.csv["labels"].items()}
 
@@ -214,7 +238,7 @@ class IMDBDataModule(L.LightningDataModule):
 
     def _split(self, corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         labels = corpus.labels[rows]
-        if self.split["name"] == "seed":
+        if self.split["name"] == "tutorial":
             train, val = train_test_split(
                 rows,
                 test_size=self.split["test_size"],
@@ -225,8 +249,8 @@ class IMDBDataModule(L.LightningDataModule):
         if corpus.official is None:
             raise DataError(
                 f"split=official needs the dataset's own train/test split, but "
-                f"{self.source_path()} (a CSV) has none. Use the Stanford archive or folder as "
-                "data.path, or split=seed."
+                f"{self.source_path()} (a CSV or TSV) has none. Use the Stanford archive or "
+                "folder as data.path, or split=tutorial."
             )
         official = corpus.official[rows]
         train_all, test = rows[official == "train"], rows[official == "test"]
@@ -234,7 +258,7 @@ class IMDBDataModule(L.LightningDataModule):
             raise DataError(
                 f"split=official needs reviews under both train/ and test/, but "
                 f"{self.source_path()} has {len(train_all)} train and {len(test)} test reviews. "
-                "Use split=seed, which splits the labeled reviews itself."
+                "Use split=tutorial, which splits the labeled reviews itself."
             )
         train, val = train_test_split(
             train_all,

@@ -1,4 +1,4 @@
-"""Readers for the three forms IMDB comes in: the Stanford archive, its extracted folder, a CSV.
+"""Readers for the forms IMDB comes in: the Stanford archive, its extracted folder, a CSV or TSV.
 
 Every reader returns the same `Reviews` record, so everything downstream is source-agnostic.
 """
@@ -9,6 +9,7 @@ import logging
 import re
 import tarfile
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,9 @@ log = logging.getLogger(__name__)
 
 
 DEFAULT_LABELS = {"positive": 1, "negative": 0}
+# tables: comma-separated (CSV) or tab-separated (TSV), plain or compressed
+CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")
+TSV_SUFFIXES = (".tsv", ".tsv.gz", ".tsv.zip", ".tsv.bz2", ".tsv.xz")
 
 
 class DataError(UserError, ValueError):
@@ -71,7 +75,8 @@ def load_reviews(
     label_map: dict | None = None,
     empty_reviews: str = "skip",
 ) -> Reviews:
-    """Read labeled reviews from a .tar.gz archive, an extracted aclImdb folder, or a CSV(.gz).
+    """Read labeled reviews from a .tar.gz archive, an extracted aclImdb folder, or a CSV(.gz) or
+    TSV(.gz) table (`text_column`, `label_column`; labels through `label_map`).
 
     Empty reviews (blank, whitespace-only or a missing-value marker such as NaN) carry no
     sentiment: `empty_reviews="skip"` leaves them out with a logged count, "error" refuses them.
@@ -87,12 +92,13 @@ def load_reviews(
         reviews = read_folder(path)
     elif name.endswith((".tar.gz", ".tgz", ".tar")):
         reviews = read_archive(path)
-    elif name.endswith((".csv", ".csv.gz", ".csv.zip", ".csv.bz2", ".csv.xz")):
+    elif is_table(path):
         reviews = read_csv(path, text_column, label_column, label_map or DEFAULT_LABELS)
     else:
         raise DataError(
             f"Cannot tell the format of {path}: expected a .tar.gz archive, an aclImdb folder, "
-            "or a .csv / .csv.gz file. Rename the file or point data.path at one of those."
+            "a .csv / .csv.gz file or a tab-separated .tsv / .tsv.gz file. Rename the file or "
+            "point data.path at one of those."
         )
     reviews = _drop_empty(reviews, empty_reviews)
     _check_usable(reviews)
@@ -105,8 +111,8 @@ def require_path(path: str | Path) -> Path:
     if not path.exists():
         raise DataError(
             f"Data path {path} does not exist. Point data.path (or the RNNLAB_DATA environment "
-            "variable) at aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or a CSV with "
-            "review,sentiment columns; or leave both unset to download the Stanford archive."
+            "variable) at aclImdb_v1.tar.gz, an extracted aclImdb/ folder, or a CSV (or TSV) "
+            "with review,sentiment columns; or leave both unset to download the Stanford archive."
         )
     return path
 
@@ -163,21 +169,70 @@ def read_folder(path: Path) -> Reviews:
     return _from_rows(rows, str(path))
 
 
-def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -> Reviews:
-    """Read a review,sentiment CSV (the tip's Kaggle format); labels go through `label_map`."""
+def is_table(path: str | Path) -> bool:
+    """Whether `path` names a CSV or TSV file (plain or compressed), by its name."""
+    return Path(path).name.lower().endswith(CSV_SUFFIXES + TSV_SUFFIXES)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV or TSV file (tab-separated when its name says .tsv) as strings, header row first.
+
+    Every cell is kept as written: no value is turned into NaN, so an empty cell reads as "".
+    """
+    tsv = Path(path).name.lower().endswith(TSV_SUFFIXES)
+    kind, header = ("TSV", "review<TAB>sentiment") if tsv else ("CSV", "review,sentiment")
     try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        frame = pd.read_csv(
+            path, sep="\t" if tsv else ",", dtype=str, keep_default_na=False, encoding="utf-8"
+        )
     except UnicodeDecodeError as err:
         raise DataError(
             f"{path} is not UTF-8 text ({err.reason} at byte {err.start}). Re-save it as UTF-8, "
-            "e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`."
+            f"e.g. `iconv -f latin1 -t utf-8 in.{kind.lower()} > out.{kind.lower()}`."
         ) from err
     except (pd.errors.ParserError, pd.errors.EmptyDataError, OSError, EOFError, zlib.error) as err:
         raise DataError(
-            f"{path} could not be read as CSV ({type(err).__name__}: {err}). If it is compressed, "
-            "it may be truncated or corrupt: copy or download it again. Otherwise check that it "
-            "is a comma-separated file with a header row (review,sentiment)."
+            f"{path} could not be read as {kind} ({type(err).__name__}: {err}). If it is "
+            "compressed, it may be truncated or corrupt: copy or download it again. Otherwise "
+            f"check that it is a {'tab' if tsv else 'comma'}-separated file with a header row "
+            f"({header})."
         ) from err
+    return frame
+
+
+def check_label_map(label_map: object) -> dict[str, int]:
+    """`data.csv.labels` as {normalized value: 0 or 1}, or a DataError saying what is wrong.
+
+    Values are compared stripped and lowercased, so two keys that differ only in case or
+    surrounding spaces must agree; the mapping needs both classes, 1 (positive) and 0 (negative).
+    """
+    if not isinstance(label_map, Mapping) or not label_map:
+        problem = "is not a mapping of label values"
+    elif any(isinstance(v, bool) or v not in (0, 1) for v in label_map.values()):
+        problem = "maps a label to something other than 1 (positive) or 0 (negative)"
+    elif set(label_map.values()) != {0, 1}:
+        problem = "needs both classes: at least one value mapped to 1 and one mapped to 0"
+    else:
+        mapping: dict[str, int] = {}
+        for key, value in label_map.items():
+            norm = str(key).strip().lower()
+            if mapping.setdefault(norm, int(value)) != int(value):
+                problem = f"maps {norm!r} (compared case-insensitively) to both 0 and 1"
+                break
+        else:
+            return mapping
+    shown = dict(label_map) if isinstance(label_map, Mapping) else label_map
+    raise DataError(
+        f"data.csv.labels={shown!r} {problem}. Map each value of the file's label column to 1 "
+        "(positive) or 0 (negative) on the command line, e.g. 'data.csv.labels={pos: 1, neg: 0}'."
+    )
+
+
+def read_csv(path: Path, text_column: str, label_column: str, label_map: Mapping) -> Reviews:
+    """Read a review,sentiment CSV (the tutorial's Kaggle format) or TSV; labels go through
+    `label_map`."""
+    mapping = check_label_map(label_map)
+    frame = read_table(path)
     for key, column in (("text_column", text_column), ("label_column", label_column)):
         if column not in frame.columns:
             raise DataError(
@@ -185,7 +240,6 @@ def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -
                 f"Set data.csv.{key}=<name> to the column that holds the "
                 f"{'review text' if key == 'text_column' else 'label'}."
             )
-    mapping = {str(k).strip().lower(): int(v) for k, v in label_map.items()}
     raw_labels = frame[label_column].astype(str).str.strip().str.lower()
     labels = raw_labels.map(mapping)
     unknown = labels.isna()
@@ -196,7 +250,8 @@ def read_csv(path: Path, text_column: str, label_column: str, label_map: dict) -
             f"{path} data row {row + 1} (line {row + 2} of the file) has label "
             f"{frame[label_column].iloc[row]!r}, which data.csv.labels does not map "
             f"(mapped: {sorted(mapping)}; unmapped values seen: {values}). Map them to 1 "
-            f"(positive) and 0 (negative) on the command line, e.g. {_mapping_hint(values)}."
+            "(positive) and 0 (negative) on the command line, e.g. "
+            f"{_mapping_hint(sorted(set(frame[label_column])), mapping)}."
         )
     return Reviews(
         texts=frame[text_column].tolist(),
@@ -210,14 +265,22 @@ _POSITIVE = {"1", "pos", "positive", "true", "yes", "good"}
 _NEGATIVE = {"0", "neg", "negative", "false", "no", "bad"}
 
 
-def _mapping_hint(values: list[str]) -> str:
-    """A `++data.csv.labels={...}` override for the unmapped values, when their polarity is
-    evident (pos/neg, 1/0, true/false, ...); `++` because Hydra only merges into that mapping."""
-    keys = [str(v).strip() for v in values]
-    if keys and all(k.lower() in _POSITIVE | _NEGATIVE for k in keys):
-        pairs = ", ".join(f"{k}: {int(k.lower() in _POSITIVE)}" for k in keys)
-        return f"'++data.csv.labels={{{pairs}}}'"
-    return "'++data.csv.labels={pos: 1, neg: 0}' (values are compared case-insensitively)"
+def _mapping_hint(values: list[str], mapping: dict[str, int]) -> str:
+    """A `data.csv.labels={...}` override for every label value of the file, when each is
+    either mapped already or of evident polarity (pos/neg, 1/0, true/false, ...). The override
+    replaces the whole mapping, so it names every value the file holds."""
+    keys = sorted({str(v).strip() for v in values})
+    if (
+        keys
+        and len(keys) <= 10
+        and all(k.lower() in mapping or k.lower() in _POSITIVE | _NEGATIVE for k in keys)
+        and all(re.fullmatch(r"\w+", k) for k in keys)  # typed unquoted as Hydra dict keys
+    ):
+        polarity = {k: mapping.get(k.lower(), int(k.lower() in _POSITIVE)) for k in keys}
+        if set(polarity.values()) == {0, 1}:
+            pairs = ", ".join(f"{k}: {v}" for k, v in polarity.items())
+            return f"'data.csv.labels={{{pairs}}}'"
+    return "'data.csv.labels={pos: 1, neg: 0}' (values are compared case-insensitively)"
 
 
 def _decode(raw: bytes, where: str) -> str:
