@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import gc
 import os
-import platform
 import re
 import resource
 import sys
@@ -59,7 +58,7 @@ from pathlib import Path
 
 # huge pages first, as train.py does: torch reads the setting at its first CPU allocation
 # (importing lightning already makes one)
-from rnnlab.runtime import flush_subnormals, use_huge_pages  # isort: skip
+from rnnlab.runtime import cpu_description, flush_subnormals, has_bf16_units, use_huge_pages  # isort: skip
 
 use_huge_pages()
 
@@ -84,14 +83,6 @@ FAMILIES = {
 GATES = {nn.RNN: 1, nn.LSTM: 4, nn.GRU: 3}
 BATCH, EMB, HIDDEN, LR, MIN_FREQ, MAX_VOCAB = 64, 128, 128, 1e-3, 2, 30_000
 WARMUP = 5
-# /proc/cpuinfo flag -> what the bench prints; bf16 units make `trainer.precision=bf16-mixed` pay
-ISA_UNITS = (
-    ("avx2", "AVX2"),
-    ("avx512f", "AVX-512"),
-    ("avx512_bf16", "AVX512-BF16"),
-    ("amx_tile", "AMX"),
-    ("amx_bf16", "AMX-BF16"),
-)
 TIP, TIP_FLUSH, OURS, OURS_BF16 = (
     "tip loop (packed)",
     "tip loop + flush",
@@ -379,28 +370,6 @@ def rnnlab_train(
     train(cfg)
     c = StepClock.latest
     return {"seconds": c.end - c.start, "tokens": c.tokens, "reviews": c.reviews, "steps": c.steps}
-
-
-def cpu_description() -> tuple[str, list[str]]:
-    """This machine's CPU model and the vector units that matter here (from /proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    model = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
-                    break
-    except OSError:
-        pass
-    units = [name for flag, name in ISA_UNITS if flag in flags]
-    return model, units
-
-
-def has_bf16_units(units: list[str]) -> bool:
-    return "AVX512-BF16" in units or "AMX-BF16" in units
 
 
 # -- the run ---------------------------------------------------------------------------------------

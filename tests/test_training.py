@@ -124,3 +124,19 @@ def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
     validated = report["history"][report["best"]["epoch"] - 1]
     assert report["test"]["test/loss"] == pytest.approx(validated["val/loss"], abs=1e-6)
     assert report["test"]["test/acc"] == validated["val/acc"]
+
+
+def test_trainer_cpu_bf16_learns_and_saves_fp32_weights(train_cfg, caplog):
+    """trainer=cpu_bf16: bf16-mixed on the CPU learns the synthetic task, the checkpoint holds
+    fp32 weights, and rnnlab warns exactly where the CPU lacks bf16 units."""
+    from rnnlab.runtime import cpu_description, has_bf16_units
+
+    cfg = train_cfg("model=bilstm", "trainer=cpu_bf16", "trainer.max_epochs=3", "test=false")
+    metrics = train(cfg)
+    assert metrics["val/acc"] > 0.85, metrics
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert {t.dtype for t in last["state_dict"].values() if t.is_floating_point()} == {
+        torch.float32
+    }
+    warned = "has no bf16 units" in caplog.text
+    assert warned == (not has_bf16_units(cpu_description()[1]))

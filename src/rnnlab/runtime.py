@@ -15,9 +15,20 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 
 # torch reads this at its first CPU allocation; importing lightning already makes one
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
+
+# /proc/cpuinfo flag -> its name: the vector units that decide rnnlab's CPU speed; bf16 units make
+# `trainer.precision=bf16-mixed` (trainer=cpu_bf16) pay
+ISA_UNITS = (
+    ("avx2", "AVX2"),
+    ("avx512f", "AVX-512"),
+    ("avx512_bf16", "AVX512-BF16"),
+    ("amx_tile", "AMX"),
+    ("amx_bf16", "AMX-BF16"),
+)
 
 # the process's choice, which threads rnnlab starts copy; None: never set, threads keep their own
 _flush: bool | None = None
@@ -126,3 +137,26 @@ def _loaded_library(name: str) -> ctypes.CDLL | None:
         except OSError:
             continue
     return None
+
+
+def cpu_description() -> tuple[str, list[str]]:
+    """This machine's CPU model and its vector units of ISA_UNITS (from /proc/cpuinfo on Linux;
+    elsewhere the platform's processor name and no units)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    model = value.strip()
+                elif key.strip() == "flags":
+                    flags = set(value.split())
+                    break
+    except OSError:
+        pass
+    return model, [name for flag, name in ISA_UNITS if flag in flags]
+
+
+def has_bf16_units(units: list[str]) -> bool:
+    """Whether these units compute bfloat16 natively (AVX512-BF16 or AMX)."""
+    return "AVX512-BF16" in units or "AMX-BF16" in units

@@ -19,6 +19,7 @@ from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.linear import is_linear, train_linear
 from rnnlab.module import SentimentModule
+from rnnlab.runtime import cpu_description, has_bf16_units
 from rnnlab.sweeps import ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
 
@@ -73,7 +74,23 @@ def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
     trainer: L.Trainer = hydra.utils.instantiate(
         cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins
     )
+    _warn_if_bf16_is_emulated(cfg.trainer)
     return datamodule, model, trainer
+
+
+def _warn_if_bf16_is_emulated(trainer_cfg: DictConfig) -> None:
+    """bf16-mixed on a CPU without bf16 units runs, but slower than fp32: say so."""
+    precision = str(trainer_cfg.get("precision", ""))
+    if trainer_cfg.get("accelerator") != "cpu" or not precision.startswith("bf16"):
+        return
+    model, units = cpu_description()
+    if not has_bf16_units(units):
+        log.warning(
+            "trainer.precision=%s on %s, which has no bf16 units (AVX512-BF16, AMX): bfloat16 "
+            "is emulated there and trains slower than fp32. Use trainer=cpu (fp32) on this CPU.",
+            precision,
+            model,
+        )
 
 
 def _warn_if_resuming_elsewhere(ckpt_path: str, trainer: L.Trainer) -> None:
