@@ -126,12 +126,14 @@ def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
     assert report["test"]["test/acc"] == validated["val/acc"]
 
 
-def test_trainer_cpu_bf16_learns_and_saves_fp32_weights(train_cfg, caplog):
-    """trainer=cpu_bf16: bf16-mixed on the CPU learns the synthetic task, the checkpoint holds
+def test_bf16_mixed_on_the_cpu_learns_and_saves_fp32_weights(train_cfg, caplog):
+    """trainer.precision=bf16-mixed on the CPU learns the synthetic task, the checkpoint holds
     fp32 weights, and rnnlab warns exactly where the CPU lacks bf16 units."""
     from rnnlab.runtime import cpu_description, has_bf16_units
 
-    cfg = train_cfg("model=bilstm", "trainer=cpu_bf16", "trainer.max_epochs=3", "test=false")
+    cfg = train_cfg(
+        "model=bilstm", "trainer.precision=bf16-mixed", "trainer.max_epochs=3", "test=false"
+    )
     metrics = train(cfg)
     assert metrics["val/acc"] > 0.85, metrics
     last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)

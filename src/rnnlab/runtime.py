@@ -21,7 +21,7 @@ import platform
 HUGE_PAGES_ENV = "THP_MEM_ALLOC_ENABLE"
 
 # /proc/cpuinfo flag -> its name: the vector units that decide rnnlab's CPU speed; bf16 units make
-# `trainer.precision=bf16-mixed` (trainer=cpu_bf16) pay
+# `trainer.precision=bf16-mixed` pay
 ISA_UNITS = (
     ("avx2", "AVX2"),
     ("avx512f", "AVX-512"),

@@ -87,7 +87,8 @@ def _warn_if_bf16_is_emulated(trainer_cfg: DictConfig) -> None:
     if not has_bf16_units(units):
         log.warning(
             "trainer.precision=%s on %s, which has no bf16 units (AVX512-BF16, AMX): bfloat16 "
-            "is emulated there and trains slower than fp32. Use trainer=cpu (fp32) on this CPU.",
+            "is emulated there and trains slower than fp32. Leave trainer.precision at 32-true "
+            "on this CPU.",
             precision,
             model,
         )
