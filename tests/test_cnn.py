@@ -147,6 +147,8 @@ def test_gradient_flow_refuses_the_cnn_before_reading_data(tmp_path):
 
 
 def test_gradient_flow_callback_refuses_the_cnn_before_training(train_cfg):
-    cfg = train_cfg("model=cnn", "callbacks=gradient_flow", "logger=[]", "model.num_filters=4")
-    with pytest.raises(UnsupportedModel, match="callbacks=gradient_flow cannot read model 'cnn'"):
+    cfg = train_cfg(
+        "model=cnn", "callbacks=[default,gradient_flow]", "logger=[]", "model.num_filters=4"
+    )
+    with pytest.raises(UnsupportedModel, match="callbacks.gradient_flow cannot read model 'cnn'"):
         train(cfg)

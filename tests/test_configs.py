@@ -24,6 +24,7 @@ GROUPS = {
     "logger": "logger",
     "trainer": "trainer._target_",
     "paths": "paths.log_dir",
+    "recipe": "data.preprocess.max_len",
     "experiment": "seed",
     "hparams_search": "optimized_metric",
 }

@@ -109,7 +109,7 @@ def test_bad_settings_are_refused():
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    """A tiny LSTM run with `callbacks=gradient_flow` on synthetic reviews; its directory."""
+    """A tiny LSTM run with `callbacks=[default,gradient_flow]` on synthetic reviews; its directory."""
     root = tmp_path_factory.mktemp("gradient_flow_run")
     archive = write_dataset(root / "syn", 240)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
@@ -124,7 +124,7 @@ def trained_run(tmp_path_factory) -> Path:
                 "++trainer.limit_train_batches=3",
                 "++trainer.enable_progress_bar=false",
                 "test=false",
-                "callbacks=gradient_flow",
+                "callbacks=[default,gradient_flow]",
                 "callbacks.gradient_flow.every_n_steps=2",
                 "callbacks.gradient_flow.num_reviews=4",
                 "callbacks.gradient_flow.distances=[5,500]",
@@ -144,7 +144,7 @@ def trained_run(tmp_path_factory) -> Path:
 
 
 def test_callback_logs_scalars_and_curve_image(trained_run):
-    """`callbacks=gradient_flow` adds the probe to the default callbacks and logs to TensorBoard."""
+    """`callbacks=[default,gradient_flow]` adds the probe to the default callbacks and logs to TensorBoard."""
     events = EventAccumulator(str(trained_run / "run"), size_guidance={"images": 0})
     events.Reload()
     assert "grad_flow/curve" in events.Tags()["images"]

@@ -27,6 +27,15 @@ RENAMED_OPTIONS: dict[str, dict[str, str]] = {
     "experiment": {"seed_tip": "tutorial"},
 }
 
+# callbacks=<name> used to select a set that included the default callbacks; each name is now one
+# callback, added to the defaults as a list. Old name -> the list it selected, which validate.py
+# names when a run's callbacks are that one callback alone.
+RENAMED_CALLBACK_SETS: dict[str, str] = {
+    "early_stopping": "[default,early_stopping]",
+    "ema": "[default,early_stopping,ema]",
+    "gradient_flow": "[default,gradient_flow]",
+}
+
 
 def renamed_notices(choices: Mapping[str, Any]) -> list[str]:
     """One notice per renamed option among Hydra's runtime choices (group -> option name)."""

@@ -46,6 +46,10 @@ INVALID = {
     "data.vocab.fit_on=test": "data.vocab.fit_on='test' must be one of all, train",
     "data.vocab.order=random": "data.vocab.order='random' must be one of first_seen, frequency",
     "ckpt_path=/nonexistent/last.ckpt": "ckpt_path='/nonexistent/last.ckpt' must be an existing",
+    "callbacks=ema": "callbacks=ema now selects that one callback alone, without checkpoints or "
+    "metrics.json; the set it selected before is callbacks=[default,early_stopping,ema]",
+    "+callbacks.early_stopping.patience=2": "callbacks.early_stopping sets patience but no "
+    "callback: add early_stopping to the list of callbacks, e.g. callbacks=[default,early_stopping]",
 }
 
 
@@ -74,7 +78,7 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
 
 SHIPPED = [
     f"{group}={path.stem}"
-    for group in ("model", "experiment", "split", "preprocess")
+    for group in ("model", "experiment", "recipe", "split", "preprocess")
     for path in sorted((ROOT / "conf" / group).glob("*.yaml"))
     if (group, path.stem) != ("model", "base")  # the part every model shares, not a model
 ]
