@@ -21,7 +21,7 @@ GROUPS = {
     "logger": "logger",
     "trainer": "trainer._target_",
     "paths": "paths.log_dir",
-    "recipe": "data.preprocess.max_len",
+    "recipe": "trainer.max_epochs",
     "experiment": "seed",
     "hparams_search": "optimized_metric",
 }

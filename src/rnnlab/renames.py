@@ -25,6 +25,8 @@ RENAMED_OPTIONS: dict[str, dict[str, str]] = {
     "split": {"seed": "tutorial"},
     "preprocess": {"seed_tip": "tutorial"},
     "experiment": {"seed_tip": "tutorial"},
+    # trainer/cpu.yaml was a copy of trainer/default.yaml
+    "trainer": {"cpu": "default"},
 }
 
 # callbacks=<name> used to select a set that included the default callbacks; each name is now one
