@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pytest
 from compose import CONF, compose
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
+
+from rnnlab.hparams import tensorboard_hparams
 
 BEFORE = json.loads(Path(__file__).with_name("composed_configs.json").read_text())
 # callbacks=<name> used to name a set that included the defaults; now each name is one callback
@@ -81,3 +84,17 @@ def test_ema_composes_without_early_stopping_and_adds_to_an_experiments_callback
     assert {"model_checkpoint", "last_checkpoint", "metrics_json"} <= set(callbacks)
     added = compose("train", ["experiment=bilstm_tuned", "+callbacks@callbacks=ema"]).callbacks
     assert list(added)[-2:] == ["early_stopping", "ema"] and added.early_stopping.patience == 2
+
+
+def test_an_appended_callback_reaches_tensorboards_hparams_by_its_group():
+    """+callbacks@callbacks=ema is logged as callbacks=ema, not as a key that is not in the
+    config (callbacks@callbacks=None)."""
+    overrides = ["experiment=bilstm_tuned", "+callbacks@callbacks=ema"]
+    cfg = compose("train", overrides, Path("/ROOT"), hydra=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        params = tensorboard_hparams(cfg, n_params=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert params["callbacks"] == "ema" and params["experiment"] == "bilstm_tuned"
+    assert not any("@" in key for key in params)
