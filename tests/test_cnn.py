@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from compose import compose
 
 from rnnlab.checkpoint import load_checkpoint
 from rnnlab.data.synthetic import NEGATIVE, POSITIVE, write_dataset
@@ -35,27 +34,19 @@ def cnn_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     and final metrics."""
     root = tmp_path_factory.mktemp("cnn_run")
     archive = write_dataset(root / "syn", 600, "archive")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "model=cnn",
-                f"data.path={archive}",
-                "model.embed_dim=32",
-                "model.num_filters=16",
-                "trainer.max_epochs=3",
-                "logger=[]",
-                "++trainer.enable_progress_bar=false",
-            ],
-        )
-    with open_dict(cfg):
-        cfg.paths.update(
-            root_dir=str(root),
-            data_dir=str(root / "data"),
-            cache_dir=str(root / "cache"),
-            log_dir=str(root / "logs"),
-            output_dir=str(root / "run"),
-        )
+    cfg = compose(
+        "train",
+        [
+            "model=cnn",
+            f"data.path={archive}",
+            "model.embed_dim=32",
+            "model.num_filters=16",
+            "trainer.max_epochs=3",
+            "logger=[]",
+            "++trainer.enable_progress_bar=false",
+        ],
+        root,
+    )
     assert cfg.model.filter_sizes == [3, 4, 5] and cfg.model.pooling == "max"
     assert cfg.model.dropout == 0.5
     metrics = train(cfg)
@@ -136,17 +127,17 @@ def test_explain_script_refuses_a_cnn_checkpoint_without_a_traceback(cnn_run, tm
 def test_gradient_flow_refuses_the_cnn_before_reading_data(tmp_path):
     with pytest.raises(UnsupportedModel, match="hidden states of recurrent nets"):
         step_gradient_norms(tiny_cnn(), torch.tensor([[3, 4]]), torch.tensor([2]), torch.ones(1))
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "gradient_flow",
-            overrides=[f"data.path={tmp_path / 'absent.tar.gz'}", "+model@models.cnn=cnn"],
-        )
+    cfg = compose(
+        "gradient_flow", [f"data.path={tmp_path / 'absent.tar.gz'}", "+model@models.cnn=cnn"]
+    )
     with pytest.raises(UnsupportedModel) as info:  # not DataError: nothing was read
         compare(cfg)
     assert "scripts/gradient_flow.py cannot read model 'cnn'" in str(info.value)
 
 
 def test_gradient_flow_callback_refuses_the_cnn_before_training(train_cfg):
-    cfg = train_cfg("model=cnn", "callbacks=gradient_flow", "logger=[]", "model.num_filters=4")
-    with pytest.raises(UnsupportedModel, match="callbacks=gradient_flow cannot read model 'cnn'"):
+    cfg = train_cfg(
+        "model=cnn", "callbacks=[default,gradient_flow]", "logger=[]", "model.num_filters=4"
+    )
+    with pytest.raises(UnsupportedModel, match="callbacks.gradient_flow cannot read model 'cnn'"):
         train(cfg)

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from compose import CONF, compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from hydra.utils import get_class, get_object, instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 # config groups of train.yaml and the key each option must set
 GROUPS = {
     "data": "data._target_",
@@ -24,6 +21,7 @@ GROUPS = {
     "logger": "logger",
     "trainer": "trainer._target_",
     "paths": "paths.log_dir",
+    "recipe": "trainer.max_epochs",
     "experiment": "seed",
     "hparams_search": "optimized_metric",
 }
@@ -37,17 +35,6 @@ def options(group: str) -> list[str]:
     """The choices of a group; model/base.yaml is the part every model shares, not a model."""
     found = (CONF / group).glob("*.yaml")
     return sorted(p.stem for p in found if (group, p.stem) != ("model", "base"))
-
-
-def compose_train(overrides: list[str], tmp_path: Path, hydra: bool = False) -> DictConfig:
-    """`python train.py <overrides>` as composed, with every path under tmp_path."""
-    paths = [f"paths.log_dir={tmp_path / 'outputs'}", f"paths.data_dir={tmp_path / 'data'}"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, *paths], return_hydra_config=hydra)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(tmp_path)
-        cfg.paths.output_dir = str(tmp_path / "run")
-    return cfg
 
 
 def task_config(cfg: DictConfig) -> dict:
@@ -70,7 +57,7 @@ def targets(node) -> list[str]:
     "group,option", [(g, o) for g in GROUPS for o in options(g)], ids=lambda v: str(v)
 )
 def test_every_group_option_composes_resolves_and_names_importable_targets(group, option, tmp_path):
-    cfg = compose_train([f"{group}={option}"], tmp_path)
+    cfg = compose("train", [f"{group}={option}"], tmp_path)
     resolved = task_config(cfg)
     assert OmegaConf.select(cfg, GROUPS[group]) is not None
     for target in targets(resolved):
@@ -87,11 +74,13 @@ def test_model_yamls_hold_only_what_differs_from_their_base(tmp_path):
         if option in ("tfidf_logreg", "nbsvm"):  # fitted without the LightningModule: not nets
             continue
         parent = [d for d in own.pop("defaults") if d != "_self_"]
-        inherited = base if parent == ["base"] else compose_train([f"model={parent[0]}"], tmp_path)
+        inherited = (
+            base if parent == ["base"] else compose("train", [f"model={parent[0]}"], tmp_path)
+        )
         inherited = OmegaConf.to_container(inherited.get("model", inherited))
         repeated = {k for k, v in own.items() if k in inherited and inherited[k] == v}
         assert not repeated, f"model/{option}.yaml repeats {sorted(repeated)} of {parent[0]}"
-        composed = compose_train([f"model={option}"], tmp_path).model
+        composed = compose("train", [f"model={option}"], tmp_path).model
         assert set(base) <= set(composed) and composed._target_ != "???", option
         assert composed.name == option
 
@@ -99,19 +88,18 @@ def test_model_yamls_hold_only_what_differs_from_their_base(tmp_path):
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONF.glob("*.yaml") if p.stem != "train"))
 def test_other_entry_configs_compose(name):
     """eval.yaml, predict.yaml and the other scripts' configs (mandatory values left unset)."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(name, return_hydra_config=True)
+    cfg = compose(name, hydra=True)
     assert isinstance(cfg, DictConfig) and "hydra" in cfg
 
 
 @pytest.mark.parametrize("launcher", sorted(set(LAUNCHERS)))
 def test_every_launcher_composes(launcher, tmp_path):
-    cfg = compose_train([f"hydra/launcher={launcher}"], tmp_path, hydra=True)
+    cfg = compose("train", [f"hydra/launcher={launcher}"], tmp_path, hydra=True)
     assert get_class(cfg.hydra.launcher._target_)
 
 
 def test_rnn_vs_lstm_is_the_tips_comparison_as_one_sweep(tmp_path):
-    cfg = compose_train(["experiment=rnn_vs_lstm"], tmp_path, hydra=True)
+    cfg = compose("train", ["experiment=rnn_vs_lstm"], tmp_path, hydra=True)
     assert cfg.hydra.mode == RunMode.MULTIRUN  # no -m needed
     assert cfg.hydra.sweeper.params.model.split(",") == ["rnn", "lstm", "bilstm", "gru"]
     for model, (cell, bidirectional) in {
@@ -120,7 +108,7 @@ def test_rnn_vs_lstm_is_the_tips_comparison_as_one_sweep(tmp_path):
         "bilstm": ("lstm", True),
         "gru": ("gru", False),
     }.items():
-        job = compose_train(["experiment=rnn_vs_lstm", f"model={model}"], tmp_path)
+        job = compose("train", ["experiment=rnn_vs_lstm", f"model={model}"], tmp_path)
         m, d = job.model, job.data
         assert (m.name, m.cell, m.bidirectional) == (model, cell, bidirectional)
         assert (m.embed_dim, m.hidden_size, m.num_layers, m.pooling) == (128, 128, 1, "final")
@@ -134,7 +122,7 @@ def test_rnn_vs_lstm_is_the_tips_comparison_as_one_sweep(tmp_path):
 
 
 def test_tutorial_is_the_tutorial_exactly(tmp_path):
-    cfg = compose_train(["experiment=tutorial"], tmp_path)
+    cfg = compose("train", ["experiment=tutorial"], tmp_path)
     d, m = cfg.data, cfg.model
     assert d.preprocess.mode == "seed_tip" and d.bucket is False
     assert (d.vocab.fit_on, d.vocab.order, d.vocab.min_freq, d.vocab.max_size) == (
@@ -159,7 +147,7 @@ def test_bilstm_tuned_builds_its_schedule_and_early_stopping(tmp_path):
     import torch
     from lightning.pytorch.callbacks import EarlyStopping
 
-    cfg = compose_train(["experiment=bilstm_tuned", "split=official"], tmp_path)
+    cfg = compose("train", ["experiment=bilstm_tuned", "split=official"], tmp_path)
     assert cfg.data.split.name == "official"  # composes with the other choices
     assert cfg.model.pooling == "final+max" and cfg.model.dropout > 0
     assert cfg.trainer.gradient_clip_val > 0 and cfg.data.preprocess.max_len
@@ -175,8 +163,8 @@ def test_bilstm_tuned_official_is_the_seed_recipe_wider_with_word_dropout_and_lo
 ):
     import torch
 
-    seed = compose_train(["experiment=bilstm_tuned"], tmp_path)
-    official = compose_train(["experiment=bilstm_tuned_official"], tmp_path)
+    seed = compose("train", ["experiment=bilstm_tuned"], tmp_path)
+    official = compose("train", ["experiment=bilstm_tuned_official"], tmp_path)
     assert (seed.data.split.name, official.data.split.name) == ("tutorial", "official")
     assert official.data.split.val_fraction == 0.04
     assert seed.model.word_dropout == 0 and official.model.word_dropout == 0.25
@@ -195,8 +183,8 @@ def test_bilstm_tuned_official_is_the_seed_recipe_wider_with_word_dropout_and_lo
 
 @pytest.mark.parametrize("family", ["rnn", "lstm", "gru"])
 def test_tuned_family_experiments_share_the_bilstm_recipe(tmp_path, family):
-    bilstm = compose_train(["experiment=bilstm_tuned"], tmp_path)
-    cfg = compose_train([f"experiment={family}_tuned"], tmp_path)
+    bilstm = compose("train", ["experiment=bilstm_tuned"], tmp_path)
+    cfg = compose("train", [f"experiment={family}_tuned"], tmp_path)
     assert (cfg.model.cell, cfg.model.name, cfg.model.bidirectional) == (family, family, False)
     for key in ("trainer", "callbacks.early_stopping", "model.optimizer"):
         assert OmegaConf.select(cfg, key) == OmegaConf.select(bilstm, key)
@@ -209,7 +197,7 @@ def test_tuned_family_experiments_share_the_bilstm_recipe(tmp_path, family):
 
 
 def test_optuna_search_space_names_real_keys(tmp_path):
-    cfg = compose_train(["hparams_search=optuna"], tmp_path, hydra=True)
+    cfg = compose("train", ["hparams_search=optuna"], tmp_path, hydra=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.mode == RunMode.MULTIRUN
     assert sweeper.direction == "maximize" and cfg.optimized_metric == "val/acc_best"
@@ -235,8 +223,11 @@ def test_slurm_launcher_turns_into_a_valid_sbatch_script(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", f"{fake_bin}:{os.environ['PATH']}")
     from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 
-    cfg = compose_train(
-        ["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu"], tmp_path, True
+    cfg = compose(
+        "train",
+        ["hydra/launcher=slurm", "trainer=ddp", "hydra.launcher.partition=gpu"],
+        tmp_path,
+        True,
     )
     launcher = cfg.hydra.launcher
     with open_dict(cfg):
@@ -263,7 +254,7 @@ def test_slurm_launcher_turns_into_a_valid_sbatch_script(tmp_path, monkeypatch):
 
 
 def test_sweep_job_directories_are_named_by_rnnlab(tmp_path):
-    hydra = OmegaConf.to_container(compose_train([], tmp_path, hydra=True).hydra)
+    hydra = OmegaConf.to_container(compose("train", [], tmp_path, hydra=True).hydra)
     assert hydra["sweep"]["subdir"].startswith("${rnnlab.job_dirname:")
     assert hydra["sweep"]["dir"].startswith("${rnnlab.unique_dir:")
     assert hydra["run"]["dir"].startswith("${rnnlab.unique_dir:")

@@ -9,31 +9,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from compose import compose
 from hydra.utils import instantiate
-from omegaconf import DictConfig, open_dict
 
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.data.sources import DataError, check_label_map, load_reviews
 from rnnlab.data.synthetic import synthetic_reviews
 from rnnlab.validate import problems
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(output_dir)
-        cfg.paths.data_dir = str(output_dir / "data")
-        cfg.paths.cache_dir = str(output_dir / "cache")
-        cfg.paths.log_dir = str(output_dir / "logs")
-        cfg.paths.output_dir = str(output_dir / "run")
-    return cfg
-
 
 N = 60
 
@@ -103,7 +85,7 @@ def test_tsv_through_train_config_caches_under_its_column_settings(tmp_path: Pat
         "data.csv.label_column=label",
         "data.csv.labels={1: 1, 0: 0}",
     ]
-    cfg = compose_train(overrides, tmp_path)
+    cfg = compose("train", overrides, tmp_path)
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
@@ -121,8 +103,8 @@ def test_tsv_through_train_config_caches_under_its_column_settings(tmp_path: Pat
 def test_plain_label_override_replaces_the_mapping(tmp_path: Path) -> None:
     """`data.csv.labels={pos: 1, neg: 0}` (the form Hydra's own hint shows) works without ++."""
     path = write_table(tmp_path / "r.csv", ",", pos="pos", neg="neg")
-    plain = compose_train([f"data.path={path}", "data.csv.labels={pos: 1, neg: 0}"], tmp_path)
-    forced = compose_train([f"data.path={path}", "++data.csv.labels={pos: 1, neg: 0}"], tmp_path)
+    plain = compose("train", [f"data.path={path}", "data.csv.labels={pos: 1, neg: 0}"], tmp_path)
+    forced = compose("train", [f"data.path={path}", "++data.csv.labels={pos: 1, neg: 0}"], tmp_path)
     assert plain.data.csv.labels == forced.data.csv.labels == {"pos": 1, "neg": 0}
     assert problems(plain) == []
     datamodule = instantiate(plain.data, _convert_="all")
@@ -132,7 +114,7 @@ def test_plain_label_override_replaces_the_mapping(tmp_path: Path) -> None:
 
 
 def test_default_mapping_is_positive_negative(tmp_path: Path) -> None:
-    cfg = compose_train([], tmp_path)
+    cfg = compose("train", [], tmp_path)
     assert cfg.data.csv.labels is None and problems(cfg) == []
     datamodule = IMDBDataModule(
         path=str(write_table(tmp_path / "r.csv", ",")), csv={"labels": None}
@@ -155,8 +137,8 @@ BAD_MAPPINGS = {
 @pytest.mark.parametrize("case", list(BAD_MAPPINGS))
 def test_a_bad_mapping_is_refused_before_data_is_read(tmp_path: Path, case: str) -> None:
     override, reason = BAD_MAPPINGS[case]
-    cfg = compose_train(
-        [f"data.path={tmp_path / 'absent.csv'}", f"data.csv.labels={override}"], tmp_path
+    cfg = compose(
+        "train", [f"data.path={tmp_path / 'absent.csv'}", f"data.csv.labels={override}"], tmp_path
     )
     found = problems(cfg)
     assert len(found) == 1 and found[0].startswith("data.csv.labels=")

@@ -12,7 +12,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from compose import compose
 from omegaconf import open_dict
 from torch.utils.data import DataLoader
 
@@ -110,10 +110,9 @@ def test_empty_review_is_refused_with_a_clear_message():
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_explain_run_draws_gates_for_lstm_and_probability_for_others(tmp_path, cell, capsys):
     checkpoint = save_checkpoint(tiny_model(cell), tmp_path / f"{cell}.ckpt")
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "explain", [f"ckpt_path={checkpoint}", f"output={tmp_path / 'x.png'}", "text=dull"]
-        )
+    cfg = compose(
+        "explain", [f"ckpt_path={checkpoint}", f"output={tmp_path / 'x.png'}", "text=dull"]
+    )
     with open_dict(cfg):
         cfg.text = TEXT
     capsys.readouterr()  # drop what training the checkpoint printed

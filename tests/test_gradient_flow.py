@@ -10,8 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from compose import compose
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from rnnlab.data.synthetic import write_dataset
@@ -26,7 +25,6 @@ from rnnlab.models.classifier import RecurrentClassifier
 from rnnlab.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
 
 
 def padded_batch(lengths: list[int], vocab: int = 50, seed: int = 0):
@@ -109,42 +107,34 @@ def test_bad_settings_are_refused():
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> Path:
-    """A tiny LSTM run with `callbacks=gradient_flow` on synthetic reviews; its directory."""
+    """A tiny LSTM run with the gradient-flow callback on synthetic reviews; its directory."""
     root = tmp_path_factory.mktemp("gradient_flow_run")
     archive = write_dataset(root / "syn", 240)
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            "train",
-            overrides=[
-                "model=lstm",
-                f"data.path={archive}",
-                "model.hidden_size=16",
-                "model.embed_dim=16",
-                "trainer.max_epochs=1",
-                "++trainer.limit_train_batches=3",
-                "++trainer.enable_progress_bar=false",
-                "test=false",
-                "callbacks=gradient_flow",
-                "callbacks.gradient_flow.every_n_steps=2",
-                "callbacks.gradient_flow.num_reviews=4",
-                "callbacks.gradient_flow.distances=[5,500]",
-            ],
-        )
+    cfg = compose(
+        "train",
+        [
+            "model=lstm",
+            f"data.path={archive}",
+            "model.hidden_size=16",
+            "model.embed_dim=16",
+            "trainer.max_epochs=1",
+            "++trainer.limit_train_batches=3",
+            "++trainer.enable_progress_bar=false",
+            "test=false",
+            "callbacks=[default,gradient_flow]",
+            "callbacks.gradient_flow.every_n_steps=2",
+            "callbacks.gradient_flow.num_reviews=4",
+            "callbacks.gradient_flow.distances=[5,500]",
+        ],
+        root,
+    )
     assert {"model_checkpoint", "metrics_json", "gradient_flow"} <= set(cfg.callbacks)
-    with open_dict(cfg):
-        cfg.paths.update(
-            root_dir=str(root),
-            data_dir=str(root / "data"),
-            cache_dir=str(root / "cache"),
-            log_dir=str(root / "logs"),
-            output_dir=str(root / "run"),
-        )
     train(cfg)
     return root
 
 
 def test_callback_logs_scalars_and_curve_image(trained_run):
-    """`callbacks=gradient_flow` adds the probe to the default callbacks and logs to TensorBoard."""
+    """`callbacks=[default,gradient_flow]` adds the probe to the defaults; it logs to TensorBoard."""
     events = EventAccumulator(str(trained_run / "run"), size_guidance={"images": 0})
     events.Reload()
     assert "grad_flow/curve" in events.Tags()["images"]

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import lightning as L
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import open_dict
+from compose import compose
 from packed_weights import copy_packed_weights
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
@@ -20,7 +17,6 @@ from rnnlab.models.recurrent import RecurrentEncoder, reverse_valid
 from rnnlab.train import build, train
 
 ATOL = 1e-5
-CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def random_batch(seed: int, batch: int = 7, steps: int = 13, features: int = 5):
@@ -147,29 +143,23 @@ def test_model_lstm_scratch_trains_like_model_lstm(tmp_path):
     archive = write_dataset(tmp_path / "syn", 200)
     runs = {}
     for name in ("lstm", "lstm_scratch"):
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            cfg = compose(
-                "train",
-                overrides=[
-                    f"model={name}",
-                    f"data.path={archive}",
-                    "model.hidden_size=8",
-                    "model.embed_dim=8",
-                    "trainer.max_epochs=1",
-                    "++trainer.limit_train_batches=2",
-                    "++trainer.enable_progress_bar=false",
-                    "test=false",
-                    "logger=[]",
-                    "callbacks=[]",
-                ],
-            )
-        with open_dict(cfg):
-            cfg.paths.update(
-                root_dir=str(tmp_path),
-                data_dir=str(tmp_path / "data"),
-                cache_dir=str(tmp_path / "cache"),
-                output_dir=str(tmp_path / name),
-            )
+        cfg = compose(
+            "train",
+            [
+                f"model={name}",
+                f"data.path={archive}",
+                "model.hidden_size=8",
+                "model.embed_dim=8",
+                "trainer.max_epochs=1",
+                "++trainer.limit_train_batches=2",
+                "++trainer.enable_progress_bar=false",
+                "test=false",
+                "logger=[]",
+                "callbacks=[]",
+            ],
+            tmp_path / name,
+            cache_dir=tmp_path / "cache",
+        )
         L.seed_everything(cfg.seed)
         initial = {k: v.clone() for k, v in build(cfg)[1].state_dict().items()}
         runs[name] = (initial, train(cfg))
@@ -184,9 +174,8 @@ def test_model_lstm_scratch_trains_like_model_lstm(tmp_path):
     ("name", "bidirectional"), [("lstm_scratch", False), ("bilstm_scratch", True)]
 )
 def test_scratch_model_configs_are_their_torch_twins_with_the_scratch_cell(name, bidirectional):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        scratch = compose("train", overrides=[f"model={name}"]).model
-        torch_twin = compose("train", overrides=[f"model={name.removesuffix('_scratch')}"]).model
+    scratch = compose("train", [f"model={name}"]).model
+    torch_twin = compose("train", [f"model={name.removesuffix('_scratch')}"]).model
     assert scratch.cell == "lstm_scratch" and scratch.name == name
     assert scratch.bidirectional is bidirectional
     differing = {k for k in torch_twin if scratch[k] != torch_twin[k]}

@@ -10,8 +10,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
+from compose import compose
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -24,17 +23,7 @@ from rnnlab.models.recurrent import RecurrentEncoder
 from rnnlab.train import instantiate_model, train
 from rnnlab.validate import problems
 
-ROOT = Path(__file__).resolve().parents[1]
 VOCAB = ["<pad>", "<unk>", *(f"w{i}" for i in range(60))]
-
-
-def compose_train(overrides: list[str], tmp_path: Path) -> DictConfig:
-    """The config `python train.py <overrides>` composes, its run directory under tmp_path."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=[*overrides, f"paths.log_dir={tmp_path}"])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(tmp_path / "run")
-    return cfg
 
 
 def padded(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -47,7 +36,7 @@ def padded(lengths: list[int], seed: int = 0) -> tuple[torch.Tensor, torch.Tenso
 def test_composed_bilstm_is_the_hand_built_recurrent_net(tmp_path):
     """model=bilstm: embedding 128 -> one BiLSTM layer of 128 per direction -> both final
     states -> linear head, with the parameters a seeded hand-built net draws."""
-    cfg = compose_train(["model=bilstm"], tmp_path)
+    cfg = compose("train", ["model=bilstm"], tmp_path)
     torch.manual_seed(11)
     module = instantiate_model(cfg.model, VOCAB, {}).eval()
     torch.manual_seed(11)
@@ -67,7 +56,7 @@ def test_composed_bilstm_is_the_hand_built_recurrent_net(tmp_path):
 
 
 def test_composed_cnn_has_kims_shape(tmp_path):
-    cfg = compose_train(["model=cnn"], tmp_path)
+    cfg = compose("train", ["model=cnn"], tmp_path)
     module = instantiate_model(cfg.model, VOCAB, {})
     convs = [(c.in_channels, c.out_channels, c.kernel_size[0]) for c in module.net.encoder.convs]
     assert convs == [(128, 100, 3), (128, 100, 4), (128, 100, 5)]
@@ -87,7 +76,7 @@ def save_checkpoint(module: L.LightningModule, path: Path) -> Path:
 
 @pytest.mark.parametrize("model", ["cnn", "gru"])  # a new family and a recurrent one
 def test_checkpoint_rebuilds_the_net_from_its_partial(tmp_path, model):
-    cfg = compose_train([f"model={model}", "model.embed_dim=8"], tmp_path)
+    cfg = compose("train", [f"model={model}", "model.embed_dim=8"], tmp_path)
     module = instantiate_model(cfg.model, VOCAB, {"lowercase": True})
     path = save_checkpoint(module, tmp_path / "model.ckpt")
     loaded, checkpoint = load_checkpoint(path)
@@ -101,7 +90,7 @@ def test_checkpoint_rebuilds_the_net_from_its_partial(tmp_path, model):
 
 def test_checkpoint_from_before_the_seam_still_loads(tmp_path):
     """Its recurrent settings were the module's own hyperparameters; the weights' names hold."""
-    cfg = compose_train(["model=bilstm", "model.embed_dim=8", "model.hidden_size=6"], tmp_path)
+    cfg = compose("train", ["model=bilstm", "model.embed_dim=8", "model.hidden_size=6"], tmp_path)
     cfg.model.pooling = "final+max"
     module = instantiate_model(cfg.model, VOCAB, {})
     path = save_checkpoint(module, tmp_path / "model.ckpt")
@@ -133,17 +122,17 @@ def test_checkpoint_from_before_the_seam_still_loads(tmp_path):
     ],
 )
 def test_each_family_checks_its_own_keys(tmp_path, overrides, expected):
-    found = problems(compose_train(overrides, tmp_path))
+    found = problems(compose("train", overrides, tmp_path))
     assert len(found) == 1 and found[0].startswith(expected), found
 
 
 def test_family_rules_accept_what_the_family_offers(tmp_path):
-    assert problems(compose_train(["model=cnn", "model.pooling=max+mean"], tmp_path)) == []
+    assert problems(compose("train", ["model=cnn", "model.pooling=max+mean"], tmp_path)) == []
     assert set(KimCNN.config_rules()) >= {"filter_sizes", "num_filters", "pooling", "embed_dim"}
     assert "cell" not in KimCNN.config_rules() and "cell" in RecurrentClassifier.config_rules()
 
 
 def test_model_base_alone_is_refused_before_data_is_read(tmp_path):
-    cfg = compose_train(["model=base", f"data.path={tmp_path / 'absent.tar.gz'}"], tmp_path)
+    cfg = compose("train", ["model=base", f"data.path={tmp_path / 'absent.tar.gz'}"], tmp_path)
     with pytest.raises(ConfigError, match="model=base .* is what every model config shares"):
         train(cfg)

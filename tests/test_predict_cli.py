@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
+from compose import ROOT, compose
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
 from rnnlab.checkpoint import CheckpointError, load_checkpoint
 from rnnlab.data.sources import DataError
@@ -28,23 +28,6 @@ from rnnlab.errors import ConfigError
 from rnnlab.predict import quote_text_overrides, read_inputs
 from rnnlab.predict import run as predict
 from rnnlab.train import train
-
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(output_dir)
-        cfg.paths.data_dir = str(output_dir / "data")
-        cfg.paths.cache_dir = str(output_dir / "cache")
-        cfg.paths.log_dir = str(output_dir / "logs")
-        cfg.paths.output_dir = str(output_dir / "run")
-    return cfg
-
 
 # what a review typed on the command line may hold: every character Hydra's syntax uses
 NASTY = [
@@ -78,7 +61,7 @@ def checkpoint(tmp_path_factory) -> Path:
         "+trainer.enable_progress_bar=false",
         "+trainer.enable_model_summary=false",
     ]
-    cfg = compose_train(overrides, root)
+    cfg = compose("train", overrides, root)
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -95,8 +78,7 @@ def model(checkpoint: Path):
 
 def predict_cfg(checkpoint: Path, **settings) -> OmegaConf:
     """predict.yaml as composed, with `settings` set."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("predict", overrides=[f"ckpt_path={checkpoint}"])
+    cfg = compose("predict", [f"ckpt_path={checkpoint}"])
     with open_dict(cfg):
         for key, value in settings.items():
             cfg[key] = value
@@ -105,8 +87,7 @@ def predict_cfg(checkpoint: Path, **settings) -> OmegaConf:
 
 def parsed_text(argument: str) -> str:
     """What `python predict.py ckpt_path=x <argument>` gives the job as `text`."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("predict", overrides=["ckpt_path=x", *quote_text_overrides([argument])]).text
+    return compose("predict", ["ckpt_path=x", *quote_text_overrides([argument])]).text
 
 
 @pytest.mark.parametrize("review", NASTY)

@@ -11,42 +11,20 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, OmegaConf, open_dict
+from compose import CONF, ROOT, compose
+from omegaconf import OmegaConf
 
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.errors import refuse_null_groups
 from rnnlab.renames import RENAMED_OPTIONS, RenamedOptionsNotice, renamed_notices
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
-
-def compose_train(overrides: list[str], output_dir: Path) -> DictConfig:
-    """The train config as `python train.py <overrides>` would see it, writing under output_dir."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(output_dir)
-        cfg.paths.data_dir = str(output_dir / "data")
-        cfg.paths.cache_dir = str(output_dir / "cache")
-        cfg.paths.log_dir = str(output_dir / "logs")
-        cfg.paths.output_dir = str(output_dir / "run")
-    return cfg
-
-
 RENAMES = [(g, old, new) for g, names in RENAMED_OPTIONS.items() for old, new in names.items()]
-
-
-def _choices_config(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("train", overrides=overrides, return_hydra_config=True)
 
 
 @pytest.mark.parametrize("group, old, new", RENAMES)
 def test_the_old_name_composes_exactly_the_new_one(tmp_path: Path, group, old, new) -> None:
-    before = OmegaConf.to_container(compose_train([f"{group}={old}"], tmp_path))
-    after = OmegaConf.to_container(compose_train([f"{group}={new}"], tmp_path))
+    before = OmegaConf.to_container(compose("train", [f"{group}={old}"], tmp_path))
+    after = OmegaConf.to_container(compose("train", [f"{group}={new}"], tmp_path))
     assert before == after
 
 
@@ -69,26 +47,28 @@ def test_every_alias_file_is_in_the_table() -> None:
 
 
 def test_the_default_split_is_the_tutorials_80_20_under_its_new_name(tmp_path: Path) -> None:
-    cfg = compose_train([], tmp_path)
+    cfg = compose("train", [], tmp_path)
     assert OmegaConf.to_container(cfg.data.split) == {
         "name": "tutorial",
         "test_size": 0.2,
         "random_state": 42,
     }
-    assert _choices_config([]).hydra.runtime.choices.split == "tutorial"
+    assert compose("train", hydra=True).hydra.runtime.choices.split == "tutorial"
 
 
 @pytest.mark.parametrize("group, old, new", RENAMES)
 def test_the_notice_names_the_new_option(capsys, group, old, new) -> None:
-    RenamedOptionsNotice().on_job_start(config=_choices_config([f"{group}={old}"]))
+    RenamedOptionsNotice().on_job_start(config=compose("train", [f"{group}={old}"], hydra=True))
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{group}={old} is now called {group}={new}" in err
-    RenamedOptionsNotice().on_job_start(config=_choices_config([f"{group}={new}"]))
+    RenamedOptionsNotice().on_job_start(config=compose("train", [f"{group}={new}"], hydra=True))
     assert capsys.readouterr().err == ""
 
 
 def test_no_notice_for_current_names() -> None:
-    choices = OmegaConf.to_container(_choices_config(["experiment=tutorial"]).hydra.runtime.choices)
+    choices = OmegaConf.to_container(
+        compose("train", ["experiment=tutorial"], hydra=True).hydra.runtime.choices
+    )
     assert renamed_notices(choices) == []
     assert renamed_notices({"split": "official", "experiment": None}) == []
 

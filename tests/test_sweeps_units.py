@@ -10,20 +10,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from compose import compose
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
 from rnnlab import compare, sweeps
 
-ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-
 
 def hydra_cfg(overrides: list[str], mode: RunMode = RunMode.RUN):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    """The train config with its hydra node, as a job of a run (or sweep) in `mode` sees it."""
+    cfg = compose("train", overrides, hydra=True)
     with open_dict(cfg):
         cfg.hydra.mode = mode
         cfg.hydra.runtime.output_dir = "/tmp/unused"

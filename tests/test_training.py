@@ -112,7 +112,7 @@ def test_bigram_embedding_reaches_the_prediction():
 
 def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
     # a short average (decay 0.9) lags the raw weights by several steps, so the two differ
-    cfg = train_cfg("model=gru", "callbacks=ema", "callbacks.ema.decay=0.9", "logger=[]")
+    cfg = train_cfg("model=gru", "callbacks=[default,ema]", "callbacks.ema.decay=0.9", "logger=[]")
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
     report = json.loads((run_dir / "metrics.json").read_text())

@@ -223,7 +223,7 @@ class GradientFlow(Callback):
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         """Refuse a model family without hidden states before any training step."""
         name = pl_module.hparams.get("name")
-        require_readable(pl_module.net, name, "callbacks=gradient_flow")
+        require_readable(pl_module.net, name, "callbacks.gradient_flow")
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:

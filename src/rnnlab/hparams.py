@@ -50,7 +50,8 @@ def tensorboard_hparams(cfg: DictConfig, n_params: int) -> dict[str, Any]:
     if HydraConfig.initialized():
         choices = HydraConfig.get().runtime.choices
         for override in HydraConfig.get().overrides.task:
-            key = override.split("=", 1)[0].lstrip("+~")
+            # a group appended at a package (+callbacks@callbacks=ema) is recorded by its group
+            key = override.split("=", 1)[0].lstrip("+~").split("@")[0]
             value = OmegaConf.select(cfg, key, default=None)
             if key in choices:
                 params[key] = str(choices[key])

@@ -25,6 +25,17 @@ RENAMED_OPTIONS: dict[str, dict[str, str]] = {
     "split": {"seed": "tutorial"},
     "preprocess": {"seed_tip": "tutorial"},
     "experiment": {"seed_tip": "tutorial"},
+    # trainer/cpu.yaml was a copy of trainer/default.yaml
+    "trainer": {"cpu": "default"},
+}
+
+# callbacks=<name> used to select a set that included the default callbacks; each name is now one
+# callback, added to the defaults as a list. Old name -> the list it selected, which validate.py
+# names when a run's callbacks are that one callback alone.
+RENAMED_CALLBACK_SETS: dict[str, str] = {
+    "early_stopping": "[default,early_stopping]",
+    "ema": "[default,early_stopping,ema]",
+    "gradient_flow": "[default,gradient_flow]",
 }
 
 

@@ -22,6 +22,8 @@ PATH_KEYS = ("data.path", "data.cache_dir", "data.data_dir", "paths.", "hydra.",
 # change neither what is trained nor how (threads, progress bars, logging)
 NOT_CONFIGURATION = (
     "seed",
+    # top-level keys that earlier runs recorded (threads became runtime.threads; task_name was
+    # never read)
     "task_name",
     "threads",
     "logger.",

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rnnlab import rules
 from rnnlab.errors import ConfigError
+from rnnlab.renames import RENAMED_CALLBACK_SETS
 from rnnlab.rules import Rule
 
 _ABSENT = object()
@@ -117,9 +118,31 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     ]
 
 
+def _callback_problems(cfg: DictConfig) -> list[str]:
+    """A callback set by keys but never selected, and an earlier set name used alone."""
+    callbacks = cfg.get("callbacks") or {}
+    found = [
+        f"callbacks.{name} sets {', '.join(map(str, node))} but no callback: add {name} to the "
+        f"list of callbacks, e.g. callbacks=[default,{name}] (conf/callbacks/{name}.yaml)"
+        for name, node in callbacks.items()
+        if OmegaConf.is_dict(node) and "_target_" not in node
+    ]
+    selected = [
+        n for n, node in callbacks.items() if OmegaConf.is_dict(node) and "_target_" in node
+    ]
+    if len(selected) == 1 and selected[0] in RENAMED_CALLBACK_SETS:
+        name = selected[0]
+        found.append(
+            f"callbacks={name} now selects that one callback alone, without checkpoints or "
+            f"metrics.json; the set it selected before is callbacks={RENAMED_CALLBACK_SETS[name]}"
+            f" (callbacks=[default,{name}] adds it to the default callbacks)"
+        )
+    return found
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every invalid value, before anything is read or built."""
-    found = _model_problems(cfg) + problems(cfg) + _resume_problems(cfg)
+    found = _model_problems(cfg) + problems(cfg) + _resume_problems(cfg) + _callback_problems(cfg)
     if found:
         raise ConfigError(
             "; ".join(found)

@@ -1,4 +1,5 @@
-"""Helpers of the reliability suite: configs as train.py composes them, and real CLI runs."""
+"""Helpers of the reliability suite: quick settings, and real CLI runs (configs are composed with
+tests/compose.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig, open_dict
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -25,19 +23,6 @@ QUICK = [
     "+trainer.enable_progress_bar=false",
     "+trainer.enable_model_summary=false",
 ]
-
-
-def compose_train(overrides: list[str], run_dir: Path, cache_dir: Path) -> DictConfig:
-    """The config `python train.py <overrides> hydra.run.dir=<run_dir>` runs with."""
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.root_dir = str(run_dir.parent)
-        cfg.paths.data_dir = str(run_dir.parent / "data")
-        cfg.paths.cache_dir = str(cache_dir)
-        cfg.paths.log_dir = str(run_dir.parent / "logs")
-        cfg.paths.output_dir = str(run_dir)
-    return cfg
 
 
 def start_script(script: str, *overrides: str, cwd: Path) -> subprocess.Popen:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from compose import compose
 from hydra.utils import instantiate
-from reliability_support import compose_train
 
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.data.sources import DataError
@@ -264,7 +264,7 @@ def test_label_hint_in_the_message_works_as_given(tmp_path: Path, pos: str, neg:
     with pytest.raises(DataError) as info:
         _load(path, tmp_path)
     overrides = [f"data.path={path}", _hinted_override(str(info.value))]
-    cfg = compose_train(overrides, tmp_path / "run", tmp_path / "cache")
+    cfg = compose("train", overrides, tmp_path)
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")

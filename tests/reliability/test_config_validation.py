@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from compose import CONF, compose
 from hydra.errors import MissingConfigException
-from reliability_support import ROOT, compose_train
 
 from rnnlab.errors import ConfigError
 from rnnlab.train import build
@@ -46,15 +45,17 @@ INVALID = {
     "data.vocab.fit_on=test": "data.vocab.fit_on='test' must be one of all, train",
     "data.vocab.order=random": "data.vocab.order='random' must be one of first_seen, frequency",
     "ckpt_path=/nonexistent/last.ckpt": "ckpt_path='/nonexistent/last.ckpt' must be an existing",
+    "callbacks=ema": "callbacks=ema now selects that one callback alone, without checkpoints or "
+    "metrics.json; the set it selected before is callbacks=[default,early_stopping,ema]",
+    "+callbacks.early_stopping.patience=2": "callbacks.early_stopping sets patience but no "
+    "callback: add early_stopping to the list of callbacks, e.g. callbacks=[default,early_stopping]",
 }
 
 
 @pytest.mark.parametrize("override", [pytest.param(k, id=k) for k in INVALID])
 def test_invalid_value_is_refused_before_data_is_read(tmp_path: Path, override: str) -> None:
     # the data path does not exist: reading data first would raise DataError instead
-    cfg = compose_train(
-        [f"data.path={tmp_path / 'absent.tar.gz'}", override], tmp_path / "run", tmp_path
-    )
+    cfg = compose("train", [f"data.path={tmp_path / 'absent.tar.gz'}", override], tmp_path)
     with pytest.raises(ConfigError) as info:
         build(cfg)
     message = str(info.value)
@@ -64,7 +65,7 @@ def test_invalid_value_is_refused_before_data_is_read(tmp_path: Path, override: 
 
 def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
     overrides = ["model.hidden_size=0", "model.dropout=1.5", "model.optimizer.lr=-1"]
-    cfg = compose_train(overrides, tmp_path / "run", tmp_path)
+    cfg = compose("train", overrides, tmp_path)
     assert [p.split(" ")[0] for p in problems(cfg)] == [
         "model.hidden_size=0",
         "model.dropout=1.5",
@@ -74,8 +75,8 @@ def test_every_problem_is_listed_at_once(tmp_path: Path) -> None:
 
 SHIPPED = [
     f"{group}={path.stem}"
-    for group in ("model", "experiment", "split", "preprocess")
-    for path in sorted((ROOT / "conf" / group).glob("*.yaml"))
+    for group in ("model", "experiment", "recipe", "split", "preprocess")
+    for path in sorted((CONF / group).glob("*.yaml"))
     if (group, path.stem) != ("model", "base")  # the part every model shares, not a model
 ]
 
@@ -83,16 +84,13 @@ SHIPPED = [
 @pytest.mark.parametrize("choice", SHIPPED)
 def test_every_shipped_config_is_valid(tmp_path: Path, choice: str) -> None:
     """The rules refuse mistakes, never a configuration the project itself ships."""
-    cfg = compose_train([choice], tmp_path / "run", tmp_path)
+    cfg = compose("train", [choice], tmp_path)
     assert problems(cfg) == []
 
 
 def test_unknown_model_is_refused_by_hydra_with_the_choices() -> None:
-    with (
-        initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"),
-        pytest.raises(MissingConfigException) as info,
-    ):
-        compose("train", overrides=["model=transformer"])
+    with pytest.raises(MissingConfigException) as info:
+        compose("train", ["model=transformer"])
     message = str(info.value)
     assert "Could not find 'model/transformer'" in message
     assert all(name in message for name in ("rnn", "lstm", "bilstm", "gru"))

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from compose import compose
 from omegaconf import OmegaConf
-from reliability_support import QUICK, compose_train
+from reliability_support import QUICK
 
 from rnnlab.checkpoint import CheckpointError, load_checkpoint
 from rnnlab.predict import run as predict
@@ -38,10 +39,11 @@ def checkpoint(tiny_archive: Path, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("predict")
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    cfg = compose_train(
+    cfg = compose(
+        "train",
         [*QUICK, f"data.path={tiny_archive}", "trainer.max_epochs=1", "test=false"],
-        root / "run",
-        root.parent / "cache",
+        root,
+        cache_dir=root.parent / "cache",
     )
     train(cfg)
     torch.set_num_threads(before)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from compose import compose
 from reliability_support import (
     QUICK,
     assert_one_paragraph_error,
-    compose_train,
     metrics_without_timing,
     run_script,
 )
@@ -50,10 +50,11 @@ def uninterrupted(tiny_archive: Path, tmp_path_factory) -> dict:
     before = torch.get_num_threads()
     torch.set_num_threads(1)  # module scope runs before the per-test fixture
     root = tmp_path_factory.mktemp("uninterrupted")
-    cfg = compose_train(
+    cfg = compose(
+        "train",
         [*QUICK, f"data.path={tiny_archive}", f"trainer.max_epochs={EPOCHS}"],
-        root / "run",
-        root.parent / "cache",
+        root,
+        cache_dir=root.parent / "cache",
     )
     train(cfg)
     torch.set_num_threads(before)
@@ -109,8 +110,11 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(
     assert torn, "the fault should have died inside the write"
     # resumed in-process (what train.py runs) to keep this test short; the CLI path of a resume
     # is covered by the kill -9 test above
-    cfg = compose_train(
-        [*args[:-1], f"ckpt_path={checkpoints / 'last.ckpt'}"], run_dir, tmp_path.parent / "cache"
+    cfg = compose(
+        "train",
+        [*args[:-1], f"ckpt_path={checkpoints / 'last.ckpt'}"],
+        run_dir.parent,
+        cache_dir=tmp_path.parent / "cache",
     )
     train(cfg)
     assert metrics_without_timing(run_dir) == uninterrupted
@@ -144,7 +148,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
 def test_non_finite_weights_are_never_saved(tiny_archive: Path, tmp_path: Path) -> None:
     """Weights that turn NaN at an epoch's end (the loss was still finite) stop the run at the
     checkpoint save: last.ckpt keeps the previous epoch."""
-    cfg = compose_train(
+    cfg = compose(
+        "train",
         [
             *QUICK,
             f"data.path={tiny_archive}",
@@ -152,8 +157,8 @@ def test_non_finite_weights_are_never_saved(tiny_archive: Path, tmp_path: Path) 
             "+callbacks.fault._target_=faults.PoisonWeightsAfterEpoch",
             "+callbacks.fault.epoch=1",
         ],
-        tmp_path / "run",
-        tmp_path.parent / "cache",
+        tmp_path,
+        cache_dir=tmp_path.parent / "cache",
     )
     with pytest.raises(FloatingPointError, match="weights became NaN or infinite"):
         train(cfg)
@@ -166,7 +171,7 @@ def test_each_epoch_gets_its_own_batch_order_under_lightning(tiny_archive: Path,
     """Lightning sets the epoch on `batch_sampler.sampler`; the bucketed sampler must answer."""
     from lightning.fabric.utilities.data import _set_sampler_epoch
 
-    cfg = compose_train([f"data.path={tiny_archive}"], tmp_path / "run", tmp_path / "cache")
+    cfg = compose("train", [f"data.path={tiny_archive}"], tmp_path)
     from hydra.utils import instantiate
 
     datamodule = instantiate(cfg.data, _convert_="all")
@@ -204,7 +209,7 @@ def test_checkpoints_are_renamed_into_place_from_their_own_folder(
 ) -> None:
     """Training writes through AtomicCheckpointIO, whose temp file sits beside the target: the
     final step is a rename on one file system, never a copy a kill could tear."""
-    cfg = compose_train([f"data.path={tiny_archive}"], tmp_path / "run", tmp_path / "cache")
+    cfg = compose("train", [f"data.path={tiny_archive}"], tmp_path)
     _datamodule, _model, trainer = build(cfg)
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)
     renames = []
