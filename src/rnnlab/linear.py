@@ -49,6 +49,16 @@ class LinearBaseline(ABC):
     the validation split. Saved whole with joblib, preprocessing settings included, so
     `joblib.load(path).predict_texts([...])` scores raw reviews."""
 
+    @classmethod
+    def config_rules(cls) -> dict[str, rules.Rule]:
+        """Checks of the `model.*` keys every linear baseline has; subclasses add their own."""
+        return {
+            "ngram_max": rules.integer(1),
+            "min_df": rules.integer(1),
+            "solver": rules.choice(SOLVERS),
+            "max_iter": rules.integer(1),
+        }
+
     name: str
     preprocess: dict[str, Any]
 
@@ -124,14 +134,7 @@ class TfidfLogReg(LinearBaseline):
     @classmethod
     def config_rules(cls) -> dict[str, rules.Rule]:
         """Checks of this family's `model.*` keys (rnnlab/validate.py applies them)."""
-        return {
-            "ngram_max": rules.integer(1),
-            "min_df": rules.integer(1),
-            "sublinear_tf": rules.boolean(),
-            "C": rules.positive(),
-            "solver": rules.choice(SOLVERS),
-            "max_iter": rules.integer(1),
-        }
+        return {**super().config_rules(), "sublinear_tf": rules.boolean(), "C": rules.positive()}
 
     def fit(
         self,

@@ -26,7 +26,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.linear_model import LogisticRegression
 
 from rnnlab import rules
-from rnnlab.linear import SOLVERS, LinearBaseline, _same
+from rnnlab.linear import LinearBaseline, _same
 
 
 def log_count_ratio(features: sp.spmatrix, labels: np.ndarray, alpha: float = 1.0) -> np.ndarray:
@@ -79,14 +79,7 @@ class NBSVM(LinearBaseline):
     @classmethod
     def config_rules(cls) -> dict[str, rules.Rule]:
         """Checks of this family's `model.*` keys (rnnlab/validate.py applies them)."""
-        return {
-            "ngram_max": rules.integer(1),
-            "min_df": rules.integer(1),
-            "alpha": rules.positive(),
-            "Cs": rules.positive_list(),
-            "solver": rules.choice(SOLVERS),
-            "max_iter": rules.integer(1),
-        }
+        return {**super().config_rules(), "alpha": rules.positive(), "Cs": rules.positive_list()}
 
     def nb_features(self, reviews: Sequence[list[str]]) -> sp.csr_matrix:
         """Binary n-gram indicators of the reviews, scaled by the log-count ratio."""
