@@ -41,6 +41,27 @@ def test_tutorial_split_is_stratified_80_20_and_test_is_val(tmp_path, synthetic_
     assert dm.summary()["split"] == "tutorial"
 
 
+def test_tutorial_split_warns_that_its_validation_is_its_test(tmp_path, synthetic_archive, caplog):
+    make_datamodule(synthetic_archive, tmp_path)
+    assert "validation and test are the same 240 reviews" in caplog.text
+    caplog.clear()
+    make_datamodule(synthetic_archive, tmp_path, split={"name": "holdout"})
+    assert "validation and test are the same" not in caplog.text
+
+
+def test_holdout_split_keeps_test_apart_from_a_stratified_validation(tmp_path, synthetic_archive):
+    dm = make_datamodule(synthetic_archive, tmp_path, split={"name": "holdout"})
+    assert dm.sizes == {"train": 864, "val": 96, "test": 240, "vocab": dm.sizes["vocab"]}
+    tutorial = make_datamodule(synthetic_archive, tmp_path / "t")
+    train, val, test = (set(dm.review_ids[name].tolist()) for name in ("train", "val", "test"))
+    assert not train & val and not train & test and not val & test
+    # the tutorial split's test reviews; validation is carved out of its training part
+    assert test == set(tutorial.review_ids["test"].tolist())
+    assert train | val == set(tutorial.review_ids["train"].tolist())
+    assert dm._sets["val"].labels.mean() == pytest.approx(0.5, abs=0.02)
+    assert dm.summary()["split"] == "holdout"
+
+
 def test_official_split_keeps_the_datasets_test_half(tmp_path, synthetic_archive):
     dm = make_datamodule(
         synthetic_archive, tmp_path, split={"name": "official", "val_fraction": 0.1}

@@ -138,6 +138,8 @@ def test_optuna_study_of_four_trials_survives_diverged_trials(optuna_sweep):
             assert record["status"] == "failed" and "FloatingPointError" in record["error"]
         else:
             assert record["status"] == "completed"
+        # tuning never computes test metrics, nor writes test predictions
+        assert not record.get("test") and not (job / "predictions.npz").exists()
     assert outcomes == {
         "trial=0": ("0.001", "completed"),
         "trial=1": ("inf", "failed"),
