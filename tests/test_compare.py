@@ -116,6 +116,22 @@ def test_paired_bootstrap_agrees_with_the_normal_approximation():
     assert same["diff"] == 0 and same["p_value"] == 1.0 and not same["significant"]
 
 
+def test_seeds_that_scatter_widen_the_paired_interval():
+    """A lead inside one configuration's seed-to-seed scatter is no win, however many reviews
+    the two share: the bootstrap resamples seeds as well as reviews."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    a = np.stack([correct_at(rate, rng, n) for rate in (0.79, 0.86, 0.93)])  # mean 0.86
+    b = np.stack([correct_at(0.845, rng, n) for _ in range(3)])
+    (pair,) = paired_tests({"a": a, "b": b}, resamples=2000, seed=0)
+    low, high = pair["diff_ci95"]
+    assert pair["diff"] == pytest.approx(a.mean() - b.mean())
+    assert low < 0 < high and not pair["significant"]
+    # the seeds averaged away first, only the reviews resampled: the same lead looks certain
+    (reviews_only,) = paired_tests({"a": a.mean(0), "b": b.mean(0)}, resamples=2000, seed=0)
+    assert reviews_only["diff_ci95"][0] > 0 and reviews_only["significant"]
+
+
 def test_holm_adjustment():
     # sorted: 0.01 * 3, 0.03 * 2, 0.04 * 1, then made non-decreasing
     assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])

@@ -16,8 +16,9 @@ Writes into --out (by default the DIR when there is one, else ./comparison):
   and its 95% t interval, and the paired differences between configurations, marked where
   significant. Accuracies in the Markdown are percentages; the CSV keeps fractions.
 - comparison.json: per configuration n_seeds, test_acc_mean, test_acc_std, test_acc_ci95; per
-  pair of configurations diff, diff_ci95, p_value from a paired bootstrap over the test reviews
-  (rnnlab.significance), which needs every run's predictions.npz to cover the same reviews.
+  pair of configurations diff, diff_ci95, p_value from a paired two-level bootstrap over the
+  seeds and the test reviews (rnnlab.significance), which needs every run's predictions.npz to
+  cover the same reviews.
 - comparison.png: validation accuracy and loss per epoch, every run on shared axes, and the test
   accuracy of each configuration with error bars over its seeds.
 A run fitted in one pass (the linear baselines) has no epochs: the table says "single fit" and
@@ -163,8 +164,8 @@ def significance_markdown(result: dict[str, Any]) -> list[str]:
             "",
             "## Paired differences on the same test reviews",
             "",
-            f"Paired bootstrap over the {boot['reviews']:,} test reviews ({boot['resamples']:,} "
-            "resamples; each configuration's seeds averaged per review). diff = a - b in "
+            f"Paired two-level bootstrap over the {boot['reviews']:,} test reviews and each "
+            f"configuration's seeds ({boot['resamples']:,} resamples). diff = a - b in "
             f"percentage points; **yes** = significant at {ALPHA} after Holm's adjustment over "
             f"all {len(pairs)} pairs.{note}",
             "",

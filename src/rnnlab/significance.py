@@ -1,16 +1,18 @@
 """How sure a comparison is: runs grouped into configurations (everything but the seed), each
-configuration's test accuracy over its seeds with a t interval, and a paired bootstrap over the
-test reviews for every pair of configurations.
+configuration's test accuracy over its seeds with a t interval, and a paired two-level bootstrap
+(seeds and test reviews) for every pair of configurations.
 
-The pairs need each run's predictions.npz (rnnlab.record). Per configuration, every review's
-correctness is averaged over the seeds (1, 0 or a fraction), so the mean over reviews is the
-configuration's mean test accuracy. One set of bootstrap resamples of the reviews (drawn with a
-fixed seed) scores every configuration; a pair's difference is the better configuration's
+The pairs need each run's predictions.npz (rnnlab.record). A configuration's accuracy is its
+runs' correctness averaged over seeds and reviews. The bootstrap resamples both sources of
+chance, as a reviewer would: each resample draws every configuration's seeds with replacement
+(its own runs) and the test reviews with replacement (the same draws for every configuration,
+which pairs them), from a fixed random seed. A pair's difference is the first configuration's
 accuracy minus the other's, its interval the 2.5 and 97.5 percentiles of the resampled
-differences, and its p-value the share of resampled differences at least as far from the
-observed one as the observed one is from 0 (the bootstrap's null distribution: the resampled
-differences shifted to mean 0). Over many pairs some come out below 0.05 by chance, so
-`significant` uses Holm's adjustment of the p-values over all pairs.
+differences (so two configurations whose seeds scatter widely get a wide interval, however many
+reviews they share), and its p-value twice the share of resampled differences on the far side
+of 0 (two-sided, the same percentiles: p < 0.05 exactly when the interval leaves 0 out). Over
+many pairs some come out below 0.05 by chance, so `significant` uses Holm's adjustment of the
+p-values over all pairs.
 """
 
 from __future__ import annotations
@@ -33,10 +35,11 @@ CI_METHOD = (
     "standard deviation (n-1); null for a single seed"
 )
 PAIR_METHOD = (
-    "paired bootstrap over the test reviews (predictions.npz): per configuration each review's "
-    "correctness averaged over its seeds; diff = accuracy of a - accuracy of b; diff_ci95 = "
-    "2.5/97.5 percentiles of the resampled differences; p_value = two-sided, from the resampled "
-    "differences shifted to mean 0; p_holm = Holm-adjusted over all pairs; significant = "
+    "paired two-level bootstrap (predictions.npz): each resample draws every configuration's "
+    "seeds with replacement and the test reviews with replacement (the same reviews for every "
+    "configuration); diff = accuracy of a - accuracy of b; diff_ci95 = "
+    "2.5/97.5 percentiles of the resampled differences; p_value = two-sided, twice the share of "
+    "resampled differences on the far side of 0; p_holm = Holm-adjusted over all pairs; significant = "
     "p_holm < 0.05"
 )
 
@@ -107,8 +110,8 @@ def _refuse_mismatch(first: tuple[str, Predictions], other: tuple[str, Predictio
 def correctness(
     configurations: Sequence[dict[str, Any]],
 ) -> tuple[dict[str, np.ndarray], list[dict[str, str]], np.ndarray | None]:
-    """Per configuration whose runs all have predictions.npz: each review's correctness averaged
-    over seeds. Also the configurations left out (and why), and the shared review ids."""
+    """Per configuration whose runs all have predictions.npz: its runs' correctness, (seeds,
+    reviews) of 0/1. Also the configurations left out (and why), and the shared review ids."""
     correct: dict[str, np.ndarray] = {}
     left_out: list[dict[str, str]] = []
     reference: tuple[str, Predictions] | None = None
@@ -127,23 +130,28 @@ def correctness(
         for run in runs:
             reference = reference or run
             _refuse_mismatch(reference, run)
-        correct[configuration["name"]] = np.mean([p.correct() for _, p in runs], axis=0)
+        correct[configuration["name"]] = np.stack([p.correct() for _, p in runs]).astype(float)
     return correct, left_out, None if reference is None else reference[1].review_ids
 
 
 def bootstrap_accuracies(
-    correct: np.ndarray, resamples: int = RESAMPLES, seed: int = 0, chunk: int = 100
+    correct: Sequence[np.ndarray], resamples: int = RESAMPLES, seed: int = 0, chunk: int = 100
 ) -> np.ndarray:
-    """(resamples, configurations): the accuracies on resamples of the reviews (rows of
-    `correct`, drawn with replacement), the same resamples for every configuration."""
-    n = correct.shape[0]
+    """(resamples, configurations): each configuration's accuracy on resamples of its seeds
+    (rows of its (seeds, reviews) array, drawn with replacement) and of the reviews (columns,
+    drawn with replacement, the same draws for every configuration)."""
+    n = correct[0].shape[1]
     rng = np.random.default_rng(seed)
-    out = np.empty((resamples, correct.shape[1]))
+    out = np.empty((resamples, len(correct)))
     for start in range(0, resamples, chunk):
         m = min(chunk, resamples - start)
         draws = rng.integers(0, n, (m, n)) + (np.arange(m) * n)[:, None]
         counts = np.bincount(draws.ravel(), minlength=m * n).reshape(m, n)
-        out[start : start + m] = counts @ correct / n
+        for c, runs in enumerate(correct):
+            s = runs.shape[0]
+            picks = rng.integers(0, s, (m, s)) + (np.arange(m) * s)[:, None]
+            weights = np.bincount(picks.ravel(), minlength=m * s).reshape(m, s) / s
+            out[start : start + m, c] = (counts * (weights @ runs)).sum(axis=1) / n
     return out
 
 
@@ -161,19 +169,19 @@ def paired_tests(
     correct: dict[str, np.ndarray], resamples: int = RESAMPLES, seed: int = 0
 ) -> list[dict[str, Any]]:
     """Every pair of configurations (in the given order): a, b, diff, diff_ci95, p_value,
-    p_holm, significant, reviews."""
+    p_holm, significant, reviews. `correct[name]` is (seeds, reviews), or (reviews,) for one."""
     names = list(correct)
     if len(names) < 2:
         return []
-    matrix = np.stack([correct[name] for name in names], axis=1)
-    boot = bootstrap_accuracies(matrix, resamples, seed)
-    observed = matrix.mean(axis=0)
+    runs = [np.atleast_2d(np.asarray(correct[name], dtype=float)) for name in names]
+    boot = bootstrap_accuracies(runs, resamples, seed)
+    observed = np.array([r.mean() for r in runs])
     pairs = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             diff = float(observed[i] - observed[j])
             resampled = boot[:, i] - boot[:, j]
-            extreme = np.abs(resampled - diff) >= abs(diff) - 1e-12
+            far_side = min((resampled <= 0).sum(), (resampled >= 0).sum())
             low, high = np.percentile(resampled, [2.5, 97.5])
             pairs.append(
                 {
@@ -181,8 +189,8 @@ def paired_tests(
                     "b": names[j],
                     "diff": diff,
                     "diff_ci95": [float(low), float(high)],
-                    "p_value": float((1 + extreme.sum()) / (resamples + 1)),
-                    "reviews": int(matrix.shape[0]),
+                    "p_value": float(min(1.0, 2 * (1 + far_side) / (resamples + 1))),
+                    "reviews": int(runs[0].shape[1]),
                 }
             )
     for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):

@@ -38,7 +38,7 @@ INVALID = {
     "data.num_workers=-1": "data.num_workers=-1 must be an integer >= 0",
     "data.empty_reviews=drop": "data.empty_reviews='drop' must be one of error, skip",
     "++data.csv.labels={pos: 2}": "data.csv.labels={'pos': 2} must be a mapping of label values",
-    "data.split.name=random": "data.split.name='random' must be one of official, tutorial",
+    "data.split.name=random": "data.split.name='random' must be one of holdout, official, tutorial",
     "data.split.test_size=1.5": "data.split.test_size=1.5 must be a number in (0, 1)",
     "data.vocab.min_freq=0": "data.vocab.min_freq=0 must be an integer >= 1",
     "data.vocab.max_size=2": "data.vocab.max_size=2 must be an integer >= 3 or null",
