@@ -115,4 +115,4 @@ def test_a_null_group_lists_only_the_current_names(capsys) -> None:
     with pytest.raises(SystemExit):
         refuse_null_groups(["split=null"], CONF)
     message = capsys.readouterr().err
-    assert "one of: official, tutorial (files in" in message and "seed" not in message
+    assert "one of: holdout, official, tutorial (files in" in message and "seed" not in message
