@@ -241,30 +241,35 @@ class IMDBDataModule(L.LightningDataModule):
         return np.sort(subset)
 
     def _split(self, corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        labels = corpus.labels[rows]
-        if self.split["name"] in ("tutorial", "holdout"):
-            train, test = train_test_split(
+        """(train, val, test) rows: the protocol's test part, then validation carved out of the
+        rest (the tutorial's protocol alone validates on its test part)."""
+        if self.split["name"] == "official":
+            train_all, test = self._official_parts(corpus, rows)
+        else:
+            train_all, test = train_test_split(
                 rows,
                 test_size=self.split["test_size"],
                 random_state=self.split["random_state"],
-                stratify=labels,
+                stratify=corpus.labels[rows],
             )
-            if self.split["name"] == "tutorial":
-                log.warning(
-                    "split=tutorial: validation and test are the same %d reviews (the "
-                    "tutorial's protocol, for reproducing it). An epoch or setting picked on "
-                    "val/acc is picked on the test set; for numbers to report, use "
-                    "split=holdout or split=official.",
-                    len(test),
-                )
-                return train, test, test
-            train, val = train_test_split(
-                train,
-                test_size=self.split["val_fraction"],
-                random_state=self.split["random_state"],
-                stratify=corpus.labels[train],
+        if self.split["name"] == "tutorial":
+            log.warning(
+                "split=tutorial: validation and test are the same %d reviews (the tutorial's "
+                "protocol, for reproducing it). An epoch or setting picked on val/acc is picked "
+                "on the test set; for numbers to report, use split=holdout or split=official.",
+                len(test),
             )
-            return train, val, test
+            return train_all, test, test
+        train, val = train_test_split(
+            train_all,
+            test_size=self.split["val_fraction"],
+            random_state=self.split["random_state"],
+            stratify=corpus.labels[train_all],
+        )
+        return train, val, test
+
+    def _official_parts(self, corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The dataset's own train and test rows among `rows`."""
         if corpus.official is None:
             raise DataError(
                 f"split=official needs the dataset's own train/test split, but "
@@ -279,13 +284,7 @@ class IMDBDataModule(L.LightningDataModule):
                 f"{self.source_path()} has {len(train_all)} train and {len(test)} test reviews. "
                 "Use split=tutorial, which splits the labeled reviews itself."
             )
-        train, val = train_test_split(
-            train_all,
-            test_size=self.split["val_fraction"],
-            random_state=self.split["random_state"],
-            stratify=corpus.labels[train_all],
-        )
-        return train, val, test
+        return train_all, test
 
     def _build_vocab(self, corpus: Corpus, rows: np.ndarray) -> Vocab:
         counts = corpus.counts(rows)
