@@ -102,8 +102,9 @@ def _share_with_openmp_threads() -> None:
     Threads started later copy it from the thread that starts them, but torch's OpenMP team may
     already exist (any parallel op before this call starts it). glibc's `fesetenv(const fenv_t*)`
     has the shape of an OpenMP outlined function (one pointer argument), so running it as a
-    parallel region of the libgomp torch uses sets every thread of that team, spare ones
-    included. Elsewhere (no libgomp loaded, not glibc) this does nothing.
+    parallel region of the libgomp torch uses, with torch's thread count, sets every thread of
+    the team torch runs on (a larger team would start threads that then sit idle in the pool).
+    Elsewhere (no libgomp loaded, not glibc) this does nothing.
     """
     import torch
 
@@ -120,7 +121,7 @@ def _share_with_openmp_threads() -> None:
         return
     gomp.GOMP_parallel.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
     gomp.GOMP_parallel.restype = None
-    threads = max(torch.get_num_threads(), os.cpu_count() or 1)
+    threads = torch.get_num_threads()
     gomp.GOMP_parallel(ctypes.cast(fesetenv, ctypes.c_void_p), ctypes.addressof(env), threads, 0)
 
 
