@@ -5,6 +5,8 @@
     python scripts/bench.py --model rnn --reviews 4000 --steps 40 --no-prep --repeats 3
     python scripts/bench.py data.path=/path/to/aclImdb_v1.tar.gz
     python scripts/bench.py --reviews 20000 --steps 300 --no-prep trainer=gpu trainer.precision=bf16-mixed
+    python scripts/bench.py --task lm                        # language-model pretraining
+    python scripts/bench.py --task lm --vocab 60000 --hidden 1024 --layers 2 --steps 5 --repeats 3
 
 Both loops train the same model size (embedding 128, hidden 128, batch 64, AdamW lr 1e-3) for the
 same number of optimizer steps on the same slice of reviews (rnnlab's `data.max_reviews`
@@ -40,6 +42,32 @@ rnnlab runs bf16-mixed), and each loop's peak GPU memory is printed beside its R
 Preprocessing compares the tip's tokenization of the 50,000 labeled reviews (reading the file
 not counted) with rnnlab's first run (reading the archive, tokenizing, writing the cache, split
 and vocabulary) in a fresh cache directory, and with the cached run.
+
+`--task lm` times language-model pretraining instead, on the CPU, against a plain PyTorch loop
+like PyTorch's word_language_model example, at the same sizes (`--vocab` V 30,000, `--embed-dim`
+E 256, `--hidden` H 512, `--layers` 1, `--batch` 64, `--bptt` 70: conf/lm/small.yaml's):
+- `plain loop`: `nn.Embedding(V, E)` -> dropout 0.2 -> `nn.LSTM(E, H, layers, batch_first=True)`
+  -> dropout 0.2 -> `nn.Linear(H, V)`, a full softmax by `F.cross_entropy`, AdamW with torch's
+  defaults;
+- `rnnlab LM`: `rnnlab.models.language_model.LanguageModel` (its LSTM layers, projection to E and
+  adaptive softmax) with conf/lm/small.yaml's cutoffs, div_value, AWD dropouts and optimizer
+  (AdamW lr 3e-3, weight decay 0.01, betas (0.7, 0.99), `fused=True`), subnormals flushed as
+  pretrain.py's runtime does (the plain loop computes with them, as torch does by default).
+Both read the same token stream, cut into `--batch` rows of consecutive text and windows of
+`--bptt` steps, carry their state from window to window detached (`detach_state` for rnnlab),
+clip the gradient norm at 0.25 (the example's and pretrain.py's clip) and take an optimizer step
+each window. The stream is synthetic, drawn with a fixed seed from a Zipf distribution over the
+vocabulary (id r with probability proportional to 1/r, id 0 being padding), so no data set is
+needed: real text is Zipfian, and that is what makes the adaptive softmax's frequency clusters
+pay. Each turn builds both models afresh (seed 0), takes a warm-up step, then times `--steps`
+steps; tokens/s = batch * bptt * steps / seconds, each side's median over the `--repeats`
+turns. FLOPs per training token, 3x the forward's (backward twice the forward):
+- each LSTM layer 8*H*(in+H), in = E for the first layer and H after;
+- plain loop: the V-way decoder, 2*H*V;
+- rnnlab: the projection 2*H*E, the adaptive softmax's head 2*E*(c_0 + clusters) for every token
+  and cluster i's tail 2*d_i*(E + n_i) (d_i = E // div_value^(i+1), n_i its words) for the
+  share of the stream's targets in that cluster, which is where the module computes it.
+`peak_fraction` is the achieved FLOP/s over the best fp32 matmul rate measured in the run.
 """
 
 from __future__ import annotations
@@ -372,12 +400,231 @@ def rnnlab_train(
     return {"seconds": c.end - c.start, "tokens": c.tokens, "reviews": c.reviews, "steps": c.steps}
 
 
+# -- language-model pretraining (--task lm) -------------------------------------------------------
+PLAIN_LM, OURS_LM = "plain loop", "rnnlab LM"
+LM_CONFIG = ROOT / "conf" / "lm" / "small.yaml"
+LM_STEPS, CLIP = 10, 0.25
+
+
+def zipf_stream(vocab: int, tokens: int, seed: int = 0) -> torch.Tensor:
+    """`tokens` ids drawn from 1..vocab-1 with probability proportional to 1/id (0 is padding)."""
+    weights = 1.0 / torch.arange(1, vocab, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    return torch.multinomial(weights, tokens, replacement=True, generator=generator) + 1
+
+
+def lm_windows(
+    stream: torch.Tensor, batch: int, bptt: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The stream cut into `batch` rows of consecutive text, then (ids, next ids) windows of
+    `bptt` steps, each row reading on where the previous window stopped."""
+    rows = stream[: len(stream) // batch * batch].view(batch, -1)
+    return [
+        (rows[:, t : t + bptt].contiguous(), rows[:, t + 1 : t + 1 + bptt].contiguous())
+        for t in range(0, rows.size(1) - bptt, bptt)
+    ]
+
+
+class PlainLM(nn.Module):
+    """PyTorch's word_language_model example (LSTM, untied), batch first: embedding, LSTM and a
+    decoder over the whole vocabulary, with the example's dropout of 0.2."""
+
+    def __init__(self, vocab: int, embed_dim: int, hidden: int, layers: int, dropout: float = 0.2):
+        super().__init__()
+        self.drop = nn.Dropout(dropout)
+        self.encoder = nn.Embedding(vocab, embed_dim)
+        self.rnn = nn.LSTM(
+            embed_dim, hidden, layers, dropout=dropout if layers > 1 else 0.0, batch_first=True
+        )
+        self.decoder = nn.Linear(hidden, vocab)
+
+    def loss(
+        self, ids: torch.Tensor, targets: torch.Tensor, state: tuple | None = None
+    ) -> tuple[torch.Tensor, tuple]:
+        """Mean cross-entropy of `targets` after `ids`, and the LSTM's (h, c) after them."""
+        output, state = self.rnn(self.drop(self.encoder(ids)), state)
+        logits = self.decoder(self.drop(output))
+        loss = nn.functional.cross_entropy(logits.view(-1, logits.size(-1)), targets.reshape(-1))
+        return loss, state
+
+
+def rnnlab_lm(args: argparse.Namespace) -> tuple[nn.Module, torch.optim.Optimizer]:
+    """conf/lm/small.yaml's `LanguageModel` at these sizes, and its optimizer (fused AdamW)."""
+    import hydra
+    from omegaconf import OmegaConf
+
+    from rnnlab.models.language_model import LanguageModel
+
+    cfg = OmegaConf.load(LM_CONFIG)
+    keys = ("div_value", "embed_dropout", "input_dropout", "hidden_dropout", "output_dropout")
+    model = LanguageModel(
+        args.vocab,
+        cfg.cell,
+        args.embed_dim,
+        args.hidden,
+        args.layers,
+        cutoffs=list(cfg.cutoffs),
+        weight_drop=cfg.weight_drop,
+        **{key: cfg[key] for key in keys},
+    )
+    optimizer = hydra.utils.instantiate(cfg.optimizer, _convert_="all")(params=model.parameters())
+    return model, optimizer
+
+
+def lm_train(
+    side: str, windows: list[tuple[torch.Tensor, torch.Tensor]], args: argparse.Namespace
+) -> float:
+    """Seconds of one side's training on the windows after the first (its warm-up step)."""
+    from rnnlab.models.language_model import detach_state
+
+    torch.manual_seed(0)
+    # the plain loop computes with subnormals, as torch does; rnnlab flushes, as pretrain.py does
+    flush_subnormals(side == OURS_LM)
+    if side == PLAIN_LM:
+        model = PlainLM(args.vocab, args.embed_dim, args.hidden, args.layers)
+        optimizer = torch.optim.AdamW(model.parameters())
+    else:
+        model, optimizer = rnnlab_lm(args)
+    model.train()
+    state = None
+    for i, (ids, targets) in enumerate(windows):
+        if i == 1:
+            start = time.perf_counter()
+        loss, state = model.loss(ids, targets, state)
+        # truncated backpropagation: rnnlab's detach_state, the example's repackage_hidden
+        state = detach_state(state) if side == OURS_LM else tuple(s.detach() for s in state)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), CLIP)
+        optimizer.step()
+        loss.item()  # the example's total_loss, the LightningModule's finiteness check
+    return time.perf_counter() - start
+
+
+def lstm_flops(embed_dim: int, hidden: int, layers: int) -> float:
+    """Forward FLOPs per token of the LSTM layers: 8*H*(in+H) each (4 gates, input and hidden)."""
+    return sum(8 * hidden * ((embed_dim if i == 0 else hidden) + hidden) for i in range(layers))
+
+
+def adaptive_softmax_flops(softmax: nn.AdaptiveLogSoftmaxWithLoss, targets: torch.Tensor) -> float:
+    """Forward FLOPs per token of the adaptive softmax as it computes them: the head on every
+    token, each cluster's two tail matmuls on the tokens whose target falls in that cluster."""
+    flops = 2 * softmax.in_features * softmax.head.out_features
+    for i, tail in enumerate(softmax.tail):
+        low, high = softmax.cutoffs[i], softmax.cutoffs[i + 1]
+        share = ((targets >= low) & (targets < high)).double().mean().item()
+        flops += share * 2 * sum(layer.in_features * layer.out_features for layer in tail)
+    return flops
+
+
+def lm_main(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """`--task lm`: rnnlab's language model against the plain loop, taking turns."""
+    sizes = (args.vocab, args.embed_dim, args.hidden, args.layers, args.batch, args.bptt)
+    if args.overrides:
+        parser.error("--task lm runs on the CPU and reads no overrides")
+    if min(sizes) < 1 or args.vocab < 3 or args.steps < 1 or args.repeats < 1:
+        parser.error("--task lm needs --vocab >= 3 and positive sizes, --steps and --repeats")
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    print_cpu()
+    print(
+        f"language model: vocabulary {args.vocab}, embedding {args.embed_dim}, hidden "
+        f"{args.hidden}, {args.layers} LSTM layer(s), batch {args.batch}, bptt {args.bptt}, "
+        f"{args.steps} timed steps after 1 warm-up, torch threads {torch.get_num_threads()}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+    stream = zipf_stream(args.vocab, args.batch * ((args.steps + 1) * args.bptt + 1))
+    windows = lm_windows(stream, args.batch, args.bptt)
+    targets = torch.cat([t.reshape(-1) for _, t in windows])
+    rates = [matmul_gflops()]
+    print(f"fp32 matmul on CPU: {rates[0]:.1f} GFLOP/s", flush=True)
+
+    runs: dict[str, list[dict]] = {PLAIN_LM: [], OURS_LM: []}
+    for repeat in range(args.repeats):
+        for side, side_runs in runs.items():
+            with PeakRSS() as rss:
+                seconds = lm_train(side, windows, args)
+            side_runs.append(
+                {"seconds": seconds, "tokens": args.batch * args.bptt * args.steps, "rss": rss.peak}
+            )
+            print(f"{side} done ({repeat + 1} of {args.repeats})", flush=True)
+            gc.collect()
+        rates.append(matmul_gflops())
+    flush_subnormals(False)
+
+    recurrent = lstm_flops(args.embed_dim, args.hidden, args.layers)
+    softmax = rnnlab_lm(args)[0].softmax
+    per_token = {
+        PLAIN_LM: 3 * (recurrent + 2 * args.hidden * args.vocab),
+        OURS_LM: 3
+        * (recurrent + 2 * args.hidden * args.embed_dim + adaptive_softmax_flops(softmax, targets)),
+    }
+    best = max(rates)
+    print()
+    print(
+        f"{'loop':<14}{'tokens/s':>11}{'MFLOP/token':>13}{'GFLOP/s':>9}{'of matmul':>11}"
+        f"{'peak RSS':>10}"
+    )
+    rows_out = {}
+    for side, side_runs in runs.items():
+        r = median_run(side_runs)
+        tps = r["tokens"] / r["seconds"]
+        gflops = tps * per_token[side] / 1e9
+        rows_out[side] = (tps, gflops / best)
+        print(
+            f"{side:<14}{tps:>11.0f}{per_token[side] / 1e6:>13.2f}{gflops:>9.1f}"
+            f"{gflops / best:>10.1%}{r['rss'] / 2**20:>8.0f} MB"
+        )
+    print(
+        f"(fp32 matmul {best:.1f} GFLOP/s, the best of {', '.join(f'{r:.1f}' for r in rates)}; "
+        f"adaptive softmax cutoffs {softmax.cutoffs}; peak RSS of the whole process during each "
+        "loop)"
+    )
+    if args.repeats > 1:
+        for side, side_runs in runs.items():
+            per_repeat = ", ".join(f"{r['tokens'] / r['seconds']:.0f}" for r in side_runs)
+            print(f"({side} tokens/s per repeat: {per_repeat}; the table shows the median run)")
+    print(f"(load average {os.getloadavg()[0]:.1f} at the end: other processes share the CPUs)")
+    print()
+    plain_tps, plain_fraction = rows_out[PLAIN_LM]
+    ours_tps, ours_fraction = rows_out[OURS_LM]
+    print(
+        f"task=lm speedup={ours_tps / plain_tps:.2f} tokens_per_s={ours_tps:.0f} "
+        f"plain_tokens_per_s={plain_tps:.0f} peak_fraction={ours_fraction:.3f} "
+        f"plain_peak_fraction={plain_fraction:.3f}"
+    )
+
+
+def print_cpu() -> list[str]:
+    """Print the line that names the machine: CPU model, vector units, torch's kernels; return
+    the units."""
+    cpu, units = cpu_description()
+    print(
+        f"CPU: {cpu}; {', '.join(units) or 'none of AVX2/AVX-512/AMX'}; torch "
+        f"{torch.__version__} kernels: {torch.backends.cpu.get_cpu_capability()}",
+        flush=True,
+    )
+    return units
+
+
 # -- the run ---------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", choices=sorted(FAMILIES), default="bilstm")
     parser.add_argument("--reviews", type=int, default=10_000, help="labeled reviews in the slice")
-    parser.add_argument("--steps", type=int, default=60, help="optimizer steps for each loop")
+    parser.add_argument(
+        "--task",
+        choices=["classify", "lm"],
+        default="classify",
+        help="classify: the IMDB classifiers (the default); lm: language-model pretraining",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        help=f"classify: optimizer steps for each loop (60); lm: timed steps per turn ({LM_STEPS})",
+    )
     parser.add_argument(
         "--no-prep",
         action="store_true",
@@ -399,7 +646,18 @@ def main(argv: list[str] | None = None) -> None:
         nargs="*",
         help="data.path=PATH, and trainer=gpu / trainer.<key>=VALUE for rnnlab's run",
     )
+    lm = parser.add_argument_group("--task lm sizes (conf/lm/small.yaml's by default)")
+    lm.add_argument("--vocab", type=int, default=30_000, help="vocabulary size V")
+    lm.add_argument("--embed-dim", type=int, default=256, help="embedding size E")
+    lm.add_argument("--hidden", type=int, default=512, help="LSTM hidden size H")
+    lm.add_argument("--layers", type=int, default=1, help="LSTM layers")
+    lm.add_argument("--batch", type=int, default=64, help="rows of the token stream")
+    lm.add_argument("--bptt", type=int, default=70, help="steps per window")
     args = parser.parse_args(argv)
+    if args.task == "lm":
+        args.steps = LM_STEPS if args.steps is None else args.steps
+        return lm_main(args, parser)
+    args.steps = 60 if args.steps is None else args.steps
     data_path = str(ROOT.parent / "shared" / "data" / "aclImdb_v1.tar.gz")
     trainer_overrides = []
     for override in args.overrides:
@@ -455,11 +713,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{os.getloadavg()[0]:.1f}, data {data_path}",
         flush=True,
     )
-    print(
-        f"CPU: {cpu}; {', '.join(units) or 'none of AVX2/AVX-512/AMX'}; torch "
-        f"{torch.__version__} kernels: {torch.backends.cpu.get_cpu_capability()}",
-        flush=True,
-    )
+    print_cpu()
     precision = "bf16" if bf16 else "fp32"
     dtype = torch.bfloat16 if bf16 else torch.float32
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"

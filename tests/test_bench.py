@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import math
+import subprocess
 import sys
 from pathlib import Path
 
@@ -133,3 +135,27 @@ def test_bench_names_its_cpu_and_runs_the_flushed_peer(bench, synthetic_archive,
         assert float(fields["bf16_ratio"]) == pytest.approx(
             tokens[bench.OURS_BF16] / tokens[bench.OURS], rel=0.01
         )
+
+
+@pytest.mark.slow
+def test_lm_task_prints_every_figure_positive():
+    tiny = "--vocab 3000 --embed-dim 32 --hidden 64 --batch 8 --bptt 20 --steps 2 --repeats 1"
+    run = subprocess.run(
+        [sys.executable, str(BENCH), "--task", "lm", *tiny.split()],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("CPU: ")
+    fields = dict(item.split("=") for item in lines[-1].split())
+    assert fields.pop("task") == "lm"
+    assert set(fields) == {
+        "speedup",
+        "tokens_per_s",
+        "plain_tokens_per_s",
+        "peak_fraction",
+        "plain_peak_fraction",
+    }
+    for key, value in fields.items():
+        assert math.isfinite(float(value)) and float(value) > 0, key

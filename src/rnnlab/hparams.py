@@ -27,13 +27,15 @@ HPARAM_KEYS = (
 UNCOMPARED = ("data.path", "data.cache_dir", "data.data_dir", "ckpt_path", "paths.", "hydra.")
 # its metric columns; TensorBoard fills each with the run's last logged value of that scalar
 HPARAM_METRICS = ("val/acc", "val/acc_best", "val/loss", "test/acc", "test/loss")
+# a language model's (pretrain.py, whose model node is `lm`)
+LM_HPARAM_METRICS = ("val/loss", "val/ppl", "train/loss")
 
 
 def _flatten(node: Any, prefix: str) -> dict[str, Any]:
     if isinstance(node, dict):
         flat: dict[str, Any] = {}
         for key, value in node.items():
-            if key == "_partial_" or (key == "_target_" and prefix == "model"):
+            if key == "_partial_" or (key == "_target_" and prefix in ("model", "lm")):
                 continue  # plumbing; an optimizer's or scheduler's _target_ is a choice
             flat |= _flatten(value, f"{prefix}.{key}" if prefix else str(key))
         return flat
@@ -44,7 +46,8 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
 
 def tensorboard_hparams(cfg: DictConfig, n_params: int) -> dict[str, Any]:
     """The hyperparameters the HParams tab compares runs by: flat keys, scalar values."""
-    params = _flatten(OmegaConf.to_container(cfg.model, resolve=True), "model")
+    node = "model" if "model" in cfg else "lm"
+    params = _flatten(OmegaConf.to_container(cfg[node], resolve=True), node)
     for key in HPARAM_KEYS:
         params |= _flatten(OmegaConf.select(cfg, key, default=None), key)
     if HydraConfig.initialized():
@@ -76,7 +79,8 @@ def log_hyperparameters(cfg: DictConfig, n_params: int, loggers: list[Logger]) -
             from torch.utils.tensorboard.summary import hparams
 
             # only the metric names: no placeholder values in the val/acc and test/acc curves
-            summaries = hparams(tensorboard_hparams(cfg, n_params), dict.fromkeys(HPARAM_METRICS))
+            metrics = HPARAM_METRICS if "model" in cfg else LM_HPARAM_METRICS
+            summaries = hparams(tensorboard_hparams(cfg, n_params), dict.fromkeys(metrics))
             writer = logger.experiment._get_file_writer()
             for summary in summaries:
                 writer.add_summary(summary)

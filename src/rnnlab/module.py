@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import lightning as L
@@ -13,6 +14,8 @@ import torch
 from torch import nn
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
+
+from rnnlab.finetune import discriminative_param_groups
 
 
 def _metrics(prefix: str) -> MetricCollection:
@@ -43,6 +46,40 @@ def set_rng_states(states: dict[str, Any]) -> None:
     random.setstate((version, tuple(internal), gauss_next))
 
 
+def refuse_non_finite_weights(module: L.LightningModule, fix: str) -> None:
+    """Raise before a checkpoint of NaN or infinite weights overwrites the last good one."""
+    broken = [name for name, p in module.named_parameters() if not torch.isfinite(p).all()]
+    if broken:
+        raise FloatingPointError(
+            f"The model's weights became NaN or infinite ({', '.join(broken[:3])}) at step "
+            f"{module.global_step} (epoch {module.current_epoch}); training stopped without "
+            f"overwriting the last good checkpoint. {fix}, then resume from "
+            "checkpoints/last.ckpt."
+        )
+
+
+def optimizer_and_schedule(
+    make: Callable[..., torch.optim.Optimizer] | None,
+    make_scheduler: Callable[..., Any] | None,
+    params: Any,
+    steps: Callable[[], int | float],
+) -> Any:
+    """What `configure_optimizers` returns for an optimizer partial (AdamW at 1e-3 if None) and
+    a scheduler partial (or None). A schedule whose class says `INTERVAL = "step"` steps per
+    batch and gets the run's length, `steps()`, as `total_steps`; any other steps per epoch."""
+    optimizer = (make or partial(torch.optim.AdamW, lr=1e-3))(params=params)
+    if make_scheduler is None:
+        return optimizer
+    target = make_scheduler.func if isinstance(make_scheduler, partial) else make_scheduler
+    interval = getattr(target, "INTERVAL", "epoch")
+    if interval == "step":
+        total = int(steps())
+        scheduler = make_scheduler(optimizer=optimizer, total_steps=total)
+    else:
+        scheduler = make_scheduler(optimizer=optimizer)
+    return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": interval}}
+
+
 class SentimentModule(L.LightningModule):
     """Trains a net (any `TextClassifier` family); owns the steps, metrics and logging.
 
@@ -61,6 +98,7 @@ class SentimentModule(L.LightningModule):
         name: str = "model",
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
         scheduler: Callable[..., Any] | None = None,
+        discriminative_lr: float | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -122,14 +160,9 @@ class SentimentModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Refuse to save non-finite weights (the last good checkpoint stays); record the state
         an exact resume needs beyond weights and optimizer."""
-        broken = [name for name, p in self.named_parameters() if not torch.isfinite(p).all()]
-        if broken:
-            raise FloatingPointError(
-                f"The model's weights became NaN or infinite ({', '.join(broken[:3])}) at step "
-                f"{self.global_step} (epoch {self.current_epoch}); training stopped without "
-                "overwriting the last good checkpoint. Lower model.optimizer.lr or set "
-                "trainer.gradient_clip_val=1.0, then resume from checkpoints/last.ckpt."
-            )
+        refuse_non_finite_weights(
+            self, "Lower model.optimizer.lr or set trainer.gradient_clip_val=1.0"
+        )
         best = self.val_acc_best.max_value
         checkpoint["rnnlab_run_state"] = {
             "rng": rng_states(),
@@ -147,15 +180,18 @@ class SentimentModule(L.LightningModule):
         self._step(batch, self.test_metrics, "test")
 
     def configure_optimizers(self) -> Any:
-        make = self.hparams.optimizer or (lambda params: torch.optim.AdamW(params, lr=1e-3))
-        optimizer = make(params=self.parameters())
-        if self.hparams.scheduler is None:
-            return optimizer
-        scheduler = self.hparams.scheduler(optimizer=optimizer)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"},
-        }
+        params: Any = self.parameters()
+        if self.hparams.get("discriminative_lr"):
+            # ULMFiT: each layer group below the top trains at the rate above / the factor
+            make = self.hparams.optimizer
+            lr = make.keywords.get("lr", 1e-3) if isinstance(make, partial) else 1e-3
+            params = discriminative_param_groups(self.net, lr, self.hparams.discriminative_lr)
+        return optimizer_and_schedule(
+            self.hparams.optimizer, self.hparams.scheduler, params, self._optimizer_steps
+        )
+
+    def _optimizer_steps(self) -> int | float:
+        return self.trainer.estimated_stepping_batches
 
     @torch.no_grad()
     def predict_texts(self, texts: Sequence[str], batch_size: int = 256) -> torch.Tensor:

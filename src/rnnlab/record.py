@@ -15,7 +15,8 @@ metrics.json (JSON object):
     train_seconds seconds the fit took
     final         the last epoch's train/* and val/* metrics
     best          {"val/acc", "val/loss", "epoch", "checkpoint"}: best validation accuracy (and
-                  its epoch), lowest validation loss, the best checkpoint's path
+                  its epoch), lowest validation loss, the best checkpoint's path (a language
+                  model has no accuracy: its epoch is that of the lowest loss)
     test          test/* metrics when tested, else {}
     source, split, sizes, max_reviews, preprocess   what the datamodule read (its `summary()`)
     single_fit    true for a model fitted in one pass (no per-epoch curve)
@@ -84,7 +85,11 @@ def build_record(
     history = list(history)
     scored = [h for h in history if finite(h.get("val/acc")) is not None]
     best = max(scored, key=lambda h: h["val/acc"], default=None)
-    losses = [finite(h.get("val/loss")) for h in scored]
+    losses = [finite(h.get("val/loss")) for h in history]
+    if best is None:  # a language model: its best epoch has the lowest validation loss
+        with_loss = [h for h in history if finite(h.get("val/loss")) is not None]
+        lowest = min(with_loss, key=lambda h: h["val/loss"], default=None)
+        best = {"val/acc": None, "epoch": lowest["epoch"]} if lowest else None
     record: dict[str, Any] = {
         "status": status,
         "error": error,

@@ -14,11 +14,12 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import MetricsJson
-from rnnlab.checkpoint import AtomicCheckpointIO, load_checkpoint
+from rnnlab.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.linear import is_linear, train_linear
 from rnnlab.module import SentimentModule
+from rnnlab.pretrained import PretrainedLM, check_compatible, load_weights, read_pretrained
 from rnnlab.runtime import cpu_description, has_bf16_units
 from rnnlab.sweeps import ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
@@ -27,11 +28,14 @@ log = logging.getLogger(__name__)
 
 
 # keys of a model config that configure the LightningModule; the others configure the net
-MODULE_KEYS = ("name", "optimizer", "scheduler")
+MODULE_KEYS = ("name", "optimizer", "scheduler", "discriminative_lr")
 
 
 def instantiate_model(
-    model_cfg: DictConfig, vocab: list[str], preprocess: dict[str, Any]
+    model_cfg: DictConfig,
+    vocab: list[str],
+    preprocess: dict[str, Any],
+    net_overrides: dict[str, Any] | None = None,
 ) -> SentimentModule:
     """The model config, sized from a vocabulary.
 
@@ -41,7 +45,7 @@ def instantiate_model(
     The vocabulary goes to the module directly, never through instantiate(): Hydra would first
     merge the whole word list into the config, node by node.
     """
-    settings = OmegaConf.to_container(model_cfg, resolve=True)
+    settings = OmegaConf.to_container(model_cfg, resolve=True) | (net_overrides or {})
     module = {key: settings.pop(key, None) for key in MODULE_KEYS}
     net = hydra.utils.instantiate(settings, _partial_=True, _convert_="all")
     return SentimentModule(
@@ -51,6 +55,7 @@ def instantiate_model(
         name=module["name"] or "model",
         optimizer=hydra.utils.instantiate(module["optimizer"], _convert_="all"),
         scheduler=hydra.utils.instantiate(module["scheduler"], _convert_="all"),
+        discriminative_lr=module["discriminative_lr"],
     )
 
 
@@ -64,9 +69,24 @@ def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
     if cfg.get("ckpt_path"):
         load_checkpoint(cfg.ckpt_path)
     datamodule: IMDBDataModule = hydra.utils.instantiate(cfg.data, _convert_="all")
+    lm = _pretrained(cfg, datamodule)
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = instantiate_model(cfg.model, datamodule.vocab.itos, datamodule.preprocessor.config())
+    model = instantiate_model(
+        cfg.model,
+        datamodule.vocab.itos,
+        datamodule.preprocessor.config(),
+        net_overrides={"reverse": lm.reverse} if lm else None,
+    )
+    if lm is not None and not cfg.get("ckpt_path"):  # a resumed run has its own weights
+        load_weights(model.net, lm)
+        log.info(
+            "Embedding and %s body from the %s language model %s (vocabulary %d).",
+            lm.settings.get("cell", "lstm"),
+            lm.direction,
+            lm.path,
+            len(lm.vocab),
+        )
     callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
     # checkpoints are written atomically unless the config brings its own plugins
@@ -76,6 +96,23 @@ def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
     )
     _warn_if_bf16_is_emulated(cfg.trainer)
     return datamodule, model, trainer
+
+
+def _pretrained(cfg: DictConfig, datamodule: IMDBDataModule) -> PretrainedLM | None:
+    """cfg.pretrained's language model, checked against the classifier and its data, whose
+    vocabulary it becomes; None without one."""
+    if not cfg.get("pretrained"):
+        return None
+    lm = read_pretrained(cfg.pretrained)
+    model = OmegaConf.to_container(cfg.model, resolve=True)
+    check_compatible(lm, model, datamodule.preprocessor.config())
+    if model.get("reverse") and not lm.reverse:
+        raise CheckpointError(
+            f"model.reverse=true reads reviews backward, but pretrained={lm.path} is a forward "
+            "language model. Leave model.reverse unset: it follows the language model's direction."
+        )
+    datamodule.use_vocabulary(lm.vocab)
+    return lm
 
 
 def _warn_if_bf16_is_emulated(trainer_cfg: DictConfig) -> None:

@@ -40,8 +40,8 @@ def _label_map() -> Rule:
     )
 
 
-def model_rules(model_cfg: Any) -> dict[str, Rule]:
-    """The model family's own checks, as `model.<key>` rules: the `config_rules()` of the class
+def model_rules(model_cfg: Any, prefix: str = "model") -> dict[str, Rule]:
+    """The model family's own checks, as `<prefix>.<key>` rules: the `config_rules()` of the class
     named by `model._target_` (a net, or a linear baseline). An unknown `_target_` has none here;
     building the model reports it."""
     if not OmegaConf.is_config(model_cfg):
@@ -54,7 +54,7 @@ def model_rules(model_cfg: Any) -> dict[str, Rule]:
     except (ImportError, ValueError):
         return {}
     declared = getattr(family, "config_rules", None)
-    return {f"model.{key}": rule for key, rule in (declared() if declared else {}).items()}
+    return {f"{prefix}.{key}": rule for key, rule in (declared() if declared else {}).items()}
 
 
 def rules_for(cfg: DictConfig) -> dict[str, Rule]:
@@ -69,6 +69,7 @@ def rules_for(cfg: DictConfig) -> dict[str, Rule]:
         "data.batch_size": rules.integer(1),
         "data.eval_batch_size": rules.integer(1, nullable=True),
         "data.max_reviews": rules.integer(2, nullable=True),
+        "data.train_reviews": rules.integer(2, nullable=True),
         "data.num_workers": rules.integer(0),
         "data.empty_reviews": rules.choice(EMPTY_REVIEWS),
         "data.csv.labels": _label_map(),
@@ -84,10 +85,11 @@ def rules_for(cfg: DictConfig) -> dict[str, Rule]:
     }
 
 
-def problems(cfg: DictConfig) -> list[str]:
-    """Every rule the config breaks, as `key=value: must be ...` lines."""
+def problems(cfg: DictConfig, checks: dict[str, Rule] | None = None) -> list[str]:
+    """Every rule the config breaks (of `checks`, by default the training config's), as
+    `key=value: must be ...` lines."""
     found = []
-    for key, (ok, allowed) in rules_for(cfg).items():
+    for key, (ok, allowed) in (rules_for(cfg) if checks is None else checks).items():
         value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
         if value is _ABSENT:
             continue
@@ -147,4 +149,40 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise ConfigError(
             "; ".join(found)
             + ". Fix the value(s) on the command line (e.g. model.hidden_size=128) or in conf/."
+        )
+
+
+def pretrain_rules(cfg: DictConfig) -> dict[str, Rule]:
+    """Key -> rule for conf/pretrain.yaml: the language model's own keys (its family's
+    config_rules under `lm.`), and the corpus's."""
+    from rnnlab.data.datamodule import SPLITS
+    from rnnlab.data.lm_data import DIRECTIONS
+
+    return {
+        **model_rules(cfg.get("lm"), prefix="lm"),
+        "lm.optimizer.lr": rules.positive(),
+        "lm.direction": rules.choice(DIRECTIONS),
+        "lm.batch_size": rules.integer(1),
+        "lm.bptt": rules.integer(2),
+        "lm.segments": rules.integer(1),
+        "lm.epochs": rules.integer(1),
+        "data.max_reviews": rules.integer(2, nullable=True),
+        "data.max_unlabeled": rules.integer(0, nullable=True),
+        "data.val_reviews": rules.integer(1),
+        "data.preprocess.mode": rules.choice(("words", "seed_tip")),
+        "data.preprocess.max_len": rules.integer(1, nullable=True),
+        "data.split.name": rules.choice(SPLITS),
+        "data.split.val_fraction": rules.fraction(low_open=True, high_open=True),
+        "data.vocab.min_freq": rules.integer(1),
+        "data.vocab.max_size": rules.integer(4, nullable=True),
+    }
+
+
+def validate_pretrain_config(cfg: DictConfig) -> None:
+    """Raise ConfigError listing every invalid value of a pretraining config."""
+    found = problems(cfg, pretrain_rules(cfg)) + _resume_problems(cfg)
+    if found:
+        raise ConfigError(
+            "; ".join(found) + ". Fix the value(s) on the command line (e.g. lm.hidden_size=512)"
+            " or in conf/."
         )

@@ -54,6 +54,8 @@ class IMDBDataModule(L.LightningDataModule):
         vocab: {"min_freq", "max_size", "fit_on": "train" | "all", "order": "frequency" |
             "first_seen"}.
         max_reviews: a stratified subset of this many labeled reviews, for quick runs.
+        train_reviews: train on a stratified subset of this many of the training part's reviews
+            (validation and test stay as they are): learning curves, few-label experiments.
         csv: {"text_column", "label_column", "labels": {value: 0/1} or None for
             {positive: 1, negative: 0}} for CSV and TSV sources.
         empty_reviews: "skip" leaves blank / whitespace-only / NaN reviews out (logged with a
@@ -70,6 +72,7 @@ class IMDBDataModule(L.LightningDataModule):
         vocab: dict | None = None,
         csv: dict | None = None,
         max_reviews: int | None = None,
+        train_reviews: int | None = None,
         empty_reviews: str = "skip",
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -109,6 +112,9 @@ class IMDBDataModule(L.LightningDataModule):
         if self.csv["labels"] is None:  # data.csv.labels=null: the default mapping
             self.csv["labels"] = dict(DEFAULT_LABELS)
         self.vocab: Vocab | None = None
+        # a vocabulary given from outside (a pretrained language model's) instead of one built
+        # from the training reviews: use_vocabulary()
+        self.fixed_vocab: Vocab | None = None
         self.sizes: dict[str, int] = {}
         self._sets: dict[str, EncodedReviews] = {}
         # each split's reviews as rows of the source as read: ids that pair runs review by review
@@ -158,12 +164,24 @@ class IMDBDataModule(L.LightningDataModule):
         )
 
     # -- splits and vocabulary ------------------------------------------------------------------
+    def use_vocabulary(self, itos: list[str]) -> None:
+        """Encode reviews with this vocabulary (e.g. a pretrained language model's) instead of
+        building one in `setup`; call before `setup`."""
+        self.fixed_vocab = Vocab(itos)
+
+    def split_rows(self) -> tuple[Corpus, dict[str, np.ndarray]]:
+        """The tokenized labeled reviews and the rows of each part: train, val and test (the
+        language model's pretraining reads the train rows only)."""
+        corpus = self._corpus()
+        _, train, val, test = self._rows(corpus)
+        return corpus, {"train": train, "val": val, "test": test}
+
     def setup(self, stage: str | None = None) -> None:
         if self._sets:
             return
         corpus = self._corpus()
         rows, train, val, test = self._rows(corpus)
-        self.vocab = self._build_vocab(
+        self.vocab = self.fixed_vocab or self._build_vocab(
             corpus, rows if self.vocab_settings["fit_on"] == "all" else train
         )
         encoded = corpus.remapped(self.vocab.remap(corpus.tokens))
@@ -259,14 +277,33 @@ class IMDBDataModule(L.LightningDataModule):
                 "on the test set; for numbers to report, use split=holdout or split=official.",
                 len(test),
             )
-            return train_all, test, test
+            return self._fewer_training_reviews(corpus, train_all), test, test
         train, val = train_test_split(
             train_all,
             test_size=self.split["val_fraction"],
             random_state=self.split["random_state"],
             stratify=corpus.labels[train_all],
         )
-        return train, val, test
+        return self._fewer_training_reviews(corpus, train), val, test
+
+    def _fewer_training_reviews(self, corpus: Corpus, train: np.ndarray) -> np.ndarray:
+        """data.train_reviews: a stratified subset of the training part (same seedless choice for
+        every run, so runs at one size see the same reviews)."""
+        n = self.hparams.train_reviews
+        if n is None or n == len(train):
+            return train
+        if n > len(train):
+            raise DataError(
+                f"data.train_reviews={n} is more than the {len(train)} reviews of the training "
+                f"part of split={self.split['name']}. Use at most {len(train)}, or null for all."
+            )
+        subset, _ = train_test_split(
+            train,
+            train_size=n,
+            random_state=self.split["random_state"],
+            stratify=corpus.labels[train],
+        )
+        return np.sort(subset)
 
     def _official_parts(self, corpus: Corpus, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The dataset's own train and test rows among `rows`."""

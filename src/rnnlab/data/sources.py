@@ -22,6 +22,8 @@ from rnnlab.errors import UserError
 # aclImdb/{train,test}/{pos,neg}/<id>_<rating>.txt ; train/unsup is unlabeled and skipped.
 _MEMBER = re.compile(r"(?:^|/)aclImdb/(train|test)/(pos|neg)/(\d+)_(\d+)\.txt$")
 _FOLDER_FILE = re.compile(r"^(\d+)_(\d+)\.txt$")
+# aclImdb/train/unsup/<id>_0.txt: the 50,000 unlabeled reviews (read_unlabeled)
+_UNSUP_MEMBER = re.compile(r"(?:^|/)aclImdb/train/unsup/(\d+)_\d+\.txt$")
 # review texts that stand for a missing value (compared stripped and lowercased)
 _MISSING_TEXT = frozenset(["", "nan", "null", "none", "na", "n/a", "#n/a", "<na>"])
 EMPTY_REVIEWS = ("skip", "error")
@@ -117,6 +119,18 @@ def require_path(path: str | Path) -> Path:
     return path
 
 
+# what reading a truncated or corrupt archive raises
+UNREADABLE_ARCHIVE = (tarfile.TarError, EOFError, zlib.error, OSError, ValueError)
+
+
+def unreadable_archive(path: Path, err: Exception) -> DataError:
+    return DataError(
+        f"{path} is not a readable tar archive ({type(err).__name__}: {err}). The file is "
+        "probably truncated or corrupt: delete it and download it again, or point data.path "
+        "at an extracted aclImdb/ folder."
+    )
+
+
 def read_archive(path: Path) -> Reviews:
     """Stream the Stanford archive without extracting its 100,000 files."""
     rows = []
@@ -127,12 +141,8 @@ def read_archive(path: Path) -> Reviews:
             rows.append((split, polarity, int(review_id), text, f"{path}::{name}"))
     except DataError:
         raise
-    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as err:
-        raise DataError(
-            f"{path} is not a readable tar archive ({type(err).__name__}: {err}). The file is "
-            "probably truncated or corrupt: delete it and download it again, or point data.path "
-            "at an extracted aclImdb/ folder."
-        ) from err
+    except UNREADABLE_ARCHIVE as err:
+        raise unreadable_archive(path, err) from err
     if not rows:
         raise DataError(
             f"{path} holds no aclImdb/{{train,test}}/{{pos,neg}}/<id>_<rating>.txt reviews. "
@@ -167,6 +177,39 @@ def read_folder(path: Path) -> Reviews:
             "Point data.path at the extracted aclImdb/ folder, the archive, or a CSV file."
         )
     return _from_rows(rows, str(path))
+
+
+def read_unlabeled(path: str | Path) -> Reviews:
+    """The unlabeled reviews (train/unsup) of the Stanford archive or its extracted folder, in
+    file-number order; labels are all 0 and mean nothing. A CSV or TSV source has none: an
+    empty record."""
+    path = require_path(path)
+    rows: list[tuple[int, str, str]] = []
+    if path.is_dir():
+        root = path / "aclImdb" if (path / "aclImdb").is_dir() else path
+        folder = root / "train" / "unsup"
+        for file in folder.iterdir() if folder.is_dir() else []:
+            match = _FOLDER_FILE.match(file.name)
+            if match:
+                rows.append((int(match.group(1)), _decode(file.read_bytes(), str(file)), str(file)))
+    elif not is_table(path):
+        try:
+            for name, raw in tar_files(path, lambda n: _UNSUP_MEMBER.search(n) is not None):
+                number = int(_UNSUP_MEMBER.search(name).group(1))
+                rows.append((number, _decode(raw, f"{path}::{name}"), f"{path}::{name}"))
+        except DataError:
+            raise
+        except UNREADABLE_ARCHIVE as err:
+            raise unreadable_archive(path, err) from err
+    rows.sort()
+    rows = [r for r in rows if not _is_empty(r[1])]
+    return Reviews(
+        texts=[r[1] for r in rows],
+        labels=np.zeros(len(rows), dtype=np.int64),
+        official=None,
+        source=str(path),
+        names=[r[2] for r in rows],
+    )
 
 
 def is_table(path: str | Path) -> bool:

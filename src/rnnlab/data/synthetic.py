@@ -99,11 +99,14 @@ def synthetic_reviews(
     return texts, labels
 
 
-def write_dataset(root: str | Path, n: int, kind: str = "archive", seed: int = 0) -> Path:
+def write_dataset(
+    root: str | Path, n: int, kind: str = "archive", seed: int = 0, unlabeled: int = 1
+) -> Path:
     """Write `n` reviews as an aclImdb archive ("archive"), folder ("folder") or CSV.gz ("csv").
 
-    Half the reviews go to the official train split and half to test. Returns the path to pass
-    as `data.path`.
+    Half the reviews go to the official train split and half to test; an archive or folder also
+    gets `unlabeled` reviews in train/unsup (the language model's corpus). Returns the path to
+    pass as `data.path`.
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -123,6 +126,9 @@ def write_dataset(root: str | Path, n: int, kind: str = "archive", seed: int = 0
         rating = 8 if label else 2
         files[f"aclImdb/{split}/{'pos' if label else 'neg'}/{i}_{rating}.txt"] = text.encode()
     files["aclImdb/train/unsup/0_0.txt"] = b"An unlabeled review that readers skip."
+    extra, _ = synthetic_reviews(max(0, unlabeled - 1), seed + 1)
+    for i, text in enumerate(extra, start=1):
+        files[f"aclImdb/train/unsup/{i}_0.txt"] = text.encode()
     if kind == "folder":
         for name, data in files.items():
             (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ class RecurrentClassifier(TextClassifier):
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
         weight_drop: float = 0.0,
+        reverse: bool = False,
     ):
         def encoder(input_size: int) -> RecurrentEncoder:
             return RecurrentEncoder(
@@ -54,6 +55,7 @@ class RecurrentClassifier(TextClassifier):
             pooling=pooling,
             bigram_buckets=bigram_buckets,
             word_dropout=word_dropout,
+            reverse=reverse,
         )
         self.cell = cell  # what explain.py and gradient_flow.py read
 

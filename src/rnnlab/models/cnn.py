@@ -71,6 +71,7 @@ class KimCNN(TextClassifier):
         pooling: str = "max",
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
+        reverse: bool = False,
     ):
         super().__init__(
             vocab_size,
@@ -81,6 +82,7 @@ class KimCNN(TextClassifier):
             pooling=pooling,
             bigram_buckets=bigram_buckets,
             word_dropout=word_dropout,
+            reverse=reverse,
         )
 
     @classmethod

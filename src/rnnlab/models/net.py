@@ -16,6 +16,7 @@ from torch import nn
 from rnnlab import rules
 from rnnlab.data.vocab import UNK_ID
 from rnnlab.errors import ConfigError
+from rnnlab.models.recurrent import reverse_valid
 
 
 class Encoded(NamedTuple):
@@ -66,8 +67,11 @@ class TextClassifier(nn.Module):
         pooling: str = "final",
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
+        reverse: bool = False,
     ):
         super().__init__()
+        # read every review from its last word to its first (a backward language model's body)
+        self.reverse = reverse
         self.poolings = pooling.split("+")
         if unknown := set(self.poolings) - set(self.POOLINGS):
             raise ValueError(
@@ -96,10 +100,13 @@ class TextClassifier(nn.Module):
             "word_dropout": rules.fraction(low_open=False, high_open=True),
             "bigram_buckets": rules.integer(0),
             "pooling": rules.combination(cls.POOLINGS),
+            "reverse": rules.boolean(),
         }
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded with 0, lengths (B,) -> logits (B,)."""
+        if self.reverse:
+            ids = reverse_valid(ids, lengths)
         if self.training and self.word_dropout:
             dropped = torch.rand(ids.shape, device=ids.device) < self.word_dropout
             ids = ids.masked_fill(dropped & (ids != 0), UNK_ID)

@@ -1,0 +1,124 @@
+"""Train every run of the results tables (docs/results.md), resuming where an earlier call stopped.
+
+    python scripts/results_tables.py --data ../shared/data/aclImdb_v1.tar.gz
+    python scripts/results_tables.py --data $D --table tutorial --seeds 1 2 3
+    python scripts/results_tables.py --data $D --list          # what is done, what is left
+    python scripts/compare.py outputs/results/official/tutorial --out docs/results/tutorial
+
+Each row is a configuration fixed beforehand (a model and a recipe on split=official); each
+(row, seed) is one `python train.py` run in `OUT/official/<table>/<row>/seed=<n>`. A run whose
+metrics.json says "completed" is skipped; one with a checkpoints/last.ckpt resumes from it, so a
+killed call continues where it stopped. Runs go seed by seed (every row's seed 1 first), so an
+interrupted table is complete for the first seeds. The linear baselines are fitted once: they
+have no random initialisation or data order.
+
+The epoch, the hyperparameters and the recipe are all chosen on validation (4-10% of the
+official training part); the test reviews are scored once, at the end of each run, on the best
+validation checkpoint. Nothing here looks at a test number to decide anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# table -> row -> overrides of `python train.py` (all on split=official)
+TABLES: dict[str, dict[str, list[str]]] = {
+    # fitted once (deterministic)
+    "linear": {
+        "tfidf_logreg": ["experiment=tfidf_logreg"],
+        "nbsvm": ["experiment=nbsvm"],
+    },
+    # the tutorial's training settings (recipe=tutorial: embedding and hidden 128, final state, no
+    # dropout, AdamW 1e-3, batch 64, up to 15 epochs) on the official split; early stopping
+    # (patience 3) ends runs whose validation accuracy has stopped rising, the best epoch on
+    # validation being the one tested either way
+    "tutorial": {
+        model: [
+            f"model={model}",
+            "recipe=tutorial",
+            "callbacks=[default,early_stopping]",
+            *(["model.pooling=max"] if model == "cnn" else []),
+        ]
+        for model in ("rnn", "lstm", "gru", "bilstm", "cnn")
+    },
+    # the tuned recipes (conf/recipe/tuned*.yaml)
+    "tuned": {
+        "rnn": ["experiment=rnn_tuned"],
+        "lstm": ["experiment=lstm_tuned"],
+        "gru": ["experiment=gru_tuned"],
+        "bilstm": ["experiment=bilstm_tuned"],
+        "bilstm_official": ["experiment=bilstm_tuned_official"],
+        "cnn": ["experiment=cnn_tuned"],
+    },
+}
+SINGLE_FIT_TABLES = {"linear"}
+COMMON = ["split=official"]
+# the trained models' runs log each epoch to train.log; no progress bar in the driver's output
+QUIET = ["++trainer.enable_progress_bar=false"]
+
+
+def run_state(run_dir: Path) -> str:
+    """completed | resumable | new."""
+    metrics = run_dir / "metrics.json"
+    if metrics.is_file():
+        try:
+            if json.loads(metrics.read_text()).get("status") == "completed":
+                return "completed"
+        except ValueError:
+            pass
+    if (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return "resumable"
+    return "new"
+
+
+def planned_runs(tables: list[str], seeds: list[int], out: Path) -> list[tuple[Path, list[str]]]:
+    """(run directory, overrides) of every run, seed by seed."""
+    runs = []
+    for i, seed in enumerate(seeds):
+        for table in tables:
+            if table in SINGLE_FIT_TABLES and i > 0:
+                continue
+            for row, overrides in TABLES[table].items():
+                run_dir = out / "official" / table / row / f"seed={seed}"
+                quiet = [] if table in SINGLE_FIT_TABLES else QUIET
+                runs.append((run_dir, [*overrides, *COMMON, *quiet, f"seed={seed}"]))
+    return runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
+    parser.add_argument("--table", nargs="+", choices=list(TABLES), default=list(TABLES))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--out", type=Path, default=Path("outputs/results"))
+    parser.add_argument("--list", action="store_true", help="show each run's state and stop")
+    args = parser.parse_args(argv)
+
+    runs = planned_runs(args.table, args.seeds, args.out)
+    if args.list:
+        for run_dir, _ in runs:
+            print(f"{run_state(run_dir):10s} {run_dir}")
+        return 0
+    for run_dir, overrides in runs:
+        state = run_state(run_dir)
+        if state == "completed":
+            continue
+        command = [sys.executable, "train.py", *overrides, f"data.path={args.data}"]
+        command.append(f"hydra.run.dir='{run_dir}'")
+        if state == "resumable":
+            command.append(f"ckpt_path='{run_dir / 'checkpoints' / 'last.ckpt'}'")
+        print(f"[{state}] {run_dir}: {' '.join(overrides)}", flush=True)
+        code = subprocess.call(command)
+        if code != 0:
+            print(f"results_tables.py: {run_dir} failed (exit {code}); see its train.log")
+            return code
+    print("All runs completed. Tables: python scripts/compare.py OUT/official/<table>")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""scripts/learning_curve.py: test accuracy per number of labelled training reviews."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fake_runs import write_record
+
+from rnnlab.learning_curve import main as learning_curve
+
+
+def fake_run(run: Path, train_reviews: int, seed: int, test_acc: float) -> None:
+    write_record(run, seed, test_acc, train_reviews=train_reviews)
+
+
+def test_curves_average_seeds_per_size(tmp_path):
+    for size, accs in ((100, (0.70, 0.74)), (1000, (0.85, 0.87))):
+        for seed, acc in enumerate(accs, start=1):
+            run = tmp_path / "pretrained" / f"n={size},seed={seed}"
+            run.mkdir(parents=True)
+            fake_run(run, size, seed, acc)
+    (tmp_path / "scratch" / "n=100").mkdir(parents=True)
+    fake_run(tmp_path / "scratch" / "n=100", 100, 1, 0.55)
+    out = tmp_path / "out"
+    assert (
+        learning_curve([str(tmp_path / "pretrained"), str(tmp_path / "scratch"), "--out", str(out)])
+        == 0
+    )
+    curves = json.loads((out / "learning_curve.json").read_text())
+    assert [p["train_reviews"] for p in curves["pretrained"]] == [100, 1000]
+    assert (
+        curves["pretrained"][0]["test_acc_mean"] == 0.72 and curves["pretrained"][0]["seeds"] == 2
+    )
+    assert curves["scratch"][0]["test_acc_std"] is None
+    table = (out / "learning_curve.md").read_text()
+    assert "| 100 | 72.00 ± 2.83 (2 seeds) | 55.00 (1 seeds) |" in table
+    assert (out / "learning_curve.png").stat().st_size > 0
+
+
+def test_an_empty_curve_is_refused(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "run").mkdir()
+    assert learning_curve([str(tmp_path / "empty" / "run"), "--out", str(tmp_path / "o")]) == 1
