@@ -33,7 +33,7 @@ def cnn_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
     """`python train.py model=cnn` on the synthetic archive, small and short: its run directory
     and final metrics."""
     root = tmp_path_factory.mktemp("cnn_run")
-    archive = write_dataset(root / "syn", 600, "archive")
+    archive = write_dataset(root / "syn", 1000, "archive")
     cfg = compose(
         "train",
         [
@@ -41,7 +41,7 @@ def cnn_run(tmp_path_factory) -> tuple[Path, dict[str, float]]:
             f"data.path={archive}",
             "model.embed_dim=32",
             "model.num_filters=16",
-            "trainer.max_epochs=3",
+            "trainer.max_epochs=4",
             "logger=[]",
             "++trainer.enable_progress_bar=false",
         ],

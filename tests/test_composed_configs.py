@@ -28,6 +28,16 @@ REMOVED = ("task_name",)
 ADDED = {"pretrained": None}
 ADDED_DATA = {"train_reviews": None}
 ADDED_NET = {"reverse": False, "discriminative_lr": None}  # every net's (model/base.yaml)
+# the default split changed from the tutorial's (validation = test) to holdout; configs that
+# choose a split (on the command line, or recipe=tutorial) keep theirs
+HOLDOUT = {"name": "holdout", "test_size": 0.2, "val_fraction": 0.1, "random_state": 42}
+
+
+def chooses_split(old: str) -> bool:
+    experiment = next((o.split("=", 1)[1] for o in old.split() if o.startswith("experiment=")), "")
+    return "split=" in old or EXPERIMENTS.get(experiment, (None, None))[1] == "tutorial"
+
+
 # the model and recipe of each experiment, as Hydra records the choices (rnn_vs_lstm's jobs each
 # pick a model; the linear baselines have no recipe)
 EXPERIMENTS = {
@@ -67,6 +77,8 @@ def test_every_experiment_and_callback_set_composes_the_values_it_had(old):
     expected["data"] |= ADDED_DATA
     if "embed_dim" in expected["model"]:  # a net, not a linear baseline
         expected["model"] |= ADDED_NET
+    if expected["data"]["split"]["name"] == "tutorial" and not chooses_split(old):
+        expected["data"]["split"] = HOLDOUT
     got = resolved(new)
     assert got == expected
     assert list(got["callbacks"]) == list(expected["callbacks"])  # Lightning runs them in order

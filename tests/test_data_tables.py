@@ -89,7 +89,7 @@ def test_tsv_through_train_config_caches_under_its_column_settings(tmp_path: Pat
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    assert datamodule.sizes["train"] + datamodule.sizes["val"] == N
+    assert sum(datamodule.sizes[k] for k in ("train", "val", "test")) == N
     assert len(list((tmp_path / "cache").glob("corpus-*.npz"))) == 1
     other = IMDBDataModule(
         path=str(path),
@@ -110,7 +110,7 @@ def test_plain_label_override_replaces_the_mapping(tmp_path: Path) -> None:
     datamodule = instantiate(plain.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    assert datamodule.sizes["train"] + datamodule.sizes["val"] == N
+    assert sum(datamodule.sizes[k] for k in ("train", "val", "test")) == N
 
 
 def test_default_mapping_is_positive_negative(tmp_path: Path) -> None:

@@ -46,14 +46,23 @@ def test_every_alias_file_is_in_the_table() -> None:
                 assert RENAMED_OPTIONS[path.parent.name][path.stem] == target[0], path
 
 
-def test_the_default_split_is_the_tutorials_80_20_under_its_new_name(tmp_path: Path) -> None:
+def test_the_default_split_selects_on_validation_and_the_tutorials_keeps_its_name(
+    tmp_path: Path,
+) -> None:
     cfg = compose("train", [], tmp_path)
     assert OmegaConf.to_container(cfg.data.split) == {
+        "name": "holdout",
+        "test_size": 0.2,
+        "val_fraction": 0.1,
+        "random_state": 42,
+    }
+    assert compose("train", hydra=True).hydra.runtime.choices.split == "holdout"
+    tutorial = compose("train", ["split=tutorial"], tmp_path)
+    assert OmegaConf.to_container(tutorial.data.split) == {
         "name": "tutorial",
         "test_size": 0.2,
         "random_state": 42,
     }
-    assert compose("train", hydra=True).hydra.runtime.choices.split == "tutorial"
 
 
 @pytest.mark.parametrize("group, old, new", RENAMES)

@@ -26,8 +26,13 @@ def test_run_writes_metrics_json_checkpoints_and_tensorboard(train_cfg):
     assert report["status"] == "completed"
     assert report["model"] == "gru"
     assert report["epochs"] == 2 and len(report["history"]) == 2
-    assert report["split"] == "tutorial"
-    assert report["sizes"]["train"] == 960
+    assert report["split"] == "holdout"  # the default: 20% test, 10% of the rest validation
+    assert report["sizes"] == {
+        "train": 864,
+        "val": 96,
+        "test": 240,
+        "vocab": report["sizes"]["vocab"],
+    }
     assert report["best"]["val/acc"] == max(h["val/acc"] for h in report["history"])
     assert report["final"]["val/acc"] == report["history"][-1]["val/acc"]
     assert set(report["test"]) >= {"test/acc", "test/loss", "test/f1", "test/auroc"}
@@ -112,7 +117,13 @@ def test_bigram_embedding_reaches_the_prediction():
 
 def test_ema_validates_checkpoints_and_tests_the_averaged_weights(train_cfg):
     # a short average (decay 0.9) lags the raw weights by several steps, so the two differ
-    cfg = train_cfg("model=gru", "callbacks=[default,ema]", "callbacks.ema.decay=0.9", "logger=[]")
+    cfg = train_cfg(
+        "model=gru",
+        "split=tutorial",
+        "callbacks=[default,ema]",
+        "callbacks.ema.decay=0.9",
+        "logger=[]",
+    )
     train(cfg)
     run_dir = Path(cfg.paths.output_dir)
     report = json.loads((run_dir / "metrics.json").read_text())

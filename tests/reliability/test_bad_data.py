@@ -268,7 +268,7 @@ def test_label_hint_in_the_message_works_as_given(tmp_path: Path, pos: str, neg:
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    total = sum(datamodule.sizes[k] for k in ("train", "val"))
+    total = sum(datamodule.sizes[k] for k in ("train", "val", "test"))
     assert total == N
 
 
