@@ -3,6 +3,7 @@
     python scripts/results_tables.py --data ../shared/data/aclImdb_v1.tar.gz
     python scripts/results_tables.py --data $D --table tutorial --seeds 1 2 3
     python scripts/results_tables.py --data $D --list          # what is done, what is left
+    python scripts/results_tables.py --data $D --lm <LM run>/checkpoints/epoch_NNN.ckpt   # + ULMFiT
     python scripts/compare.py outputs/results/official/tutorial --out docs/results/tutorial
 
 Each row is a configuration fixed beforehand (a model and a recipe on split=official); each
@@ -56,6 +57,47 @@ TABLES: dict[str, dict[str, list[str]]] = {
     },
 }
 SINGLE_FIT_TABLES = {"linear"}
+# with --lm (a pretrained forward language model, python pretrain.py lm=ulmfit): ULMFiT against
+# the same classifier from scratch
+PRETRAINED_TABLE = {
+    "ulmfit": ["experiment=ulmfit", "pretrained={lm}"],
+    "ulmfit_scratch": ["experiment=ulmfit_scratch"],
+}
+# with --lm: what each fine-tuning ingredient adds, measured on validation only (test=false), one
+# seed: from scratch, then the pretrained model fine-tuned plainly (final-state pooling, one
+# rate, a cosine schedule, all layers at once), then each of ULMFiT's tools added in turn
+PLAIN = [
+    "model.pooling=final",
+    "model.discriminative_lr=null",
+    "model.scheduler._target_=torch.optim.lr_scheduler.CosineAnnealingLR",
+    "~model.scheduler.cut_frac",
+    "~model.scheduler.ratio",
+    "+model.scheduler.T_max=${trainer.max_epochs}",
+    "callbacks=[default,early_stopping]",
+]
+ABLATION_TABLE = {
+    "0_scratch": ["experiment=ulmfit_scratch", "test=false"],
+    "1_pretrained_plain": ["experiment=ulmfit", "pretrained={lm}", "test=false", *PLAIN],
+    "2_concat_pooling": [
+        "experiment=ulmfit",
+        "pretrained={lm}",
+        "test=false",
+        *[o for o in PLAIN if o != "model.pooling=final"],
+    ],
+    "3_discriminative": [
+        "experiment=ulmfit",
+        "pretrained={lm}",
+        "test=false",
+        *[o for o in PLAIN if o not in ("model.pooling=final", "model.discriminative_lr=null")],
+    ],
+    "4_slanted_triangular": [
+        "experiment=ulmfit",
+        "pretrained={lm}",
+        "test=false",
+        "callbacks=[default,early_stopping]",
+    ],
+    "5_gradual_unfreezing": ["experiment=ulmfit", "pretrained={lm}", "test=false"],
+}
 COMMON = ["split=official"]
 # the trained models' runs log each epoch to train.log; no progress bar in the driver's output
 QUIET = ["++trainer.enable_progress_bar=false"]
@@ -75,14 +117,26 @@ def run_state(run_dir: Path) -> str:
     return "new"
 
 
-def planned_runs(tables: list[str], seeds: list[int], out: Path) -> list[tuple[Path, list[str]]]:
+def planned_runs(
+    tables: list[str], seeds: list[int], out: Path, lm: str | None = None
+) -> list[tuple[Path, list[str]]]:
     """(run directory, overrides) of every run, seed by seed."""
+    all_tables = dict(TABLES)
+    if lm:
+        all_tables["pretrained"] = {
+            row: [o.format(lm=lm) for o in overrides] for row, overrides in PRETRAINED_TABLE.items()
+        }
+        all_tables["ablation"] = {
+            row: [o.replace("{lm}", lm) for o in overrides]
+            for row, overrides in ABLATION_TABLE.items()
+        }
+        tables = [*tables, "pretrained", "ablation"]
     runs = []
     for i, seed in enumerate(seeds):
         for table in tables:
-            if table in SINGLE_FIT_TABLES and i > 0:
+            if (table in SINGLE_FIT_TABLES or table == "ablation") and i > 0:
                 continue
-            for row, overrides in TABLES[table].items():
+            for row, overrides in all_tables[table].items():
                 run_dir = out / "official" / table / row / f"seed={seed}"
                 quiet = [] if table in SINGLE_FIT_TABLES else QUIET
                 runs.append((run_dir, [*overrides, *COMMON, *quiet, f"seed={seed}"]))
@@ -95,10 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--table", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--out", type=Path, default=Path("outputs/results"))
+    parser.add_argument(
+        "--lm",
+        help="a pretrained forward language model's checkpoint: adds the pretrained and "
+        "ablation tables (ULMFiT)",
+    )
     parser.add_argument("--list", action="store_true", help="show each run's state and stop")
     args = parser.parse_args(argv)
 
-    runs = planned_runs(args.table, args.seeds, args.out)
+    runs = planned_runs(args.table, args.seeds, args.out, args.lm)
     if args.list:
         for run_dir, _ in runs:
             print(f"{run_state(run_dir):10s} {run_dir}")

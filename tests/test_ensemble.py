@@ -54,3 +54,20 @@ def test_runs_on_other_reviews_are_refused(tmp_path, capsys):
     assert "other reviews" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         ensemble([str(a), "--out", str(tmp_path / "ens")])
+
+
+def test_compare_markdown_prints_only_the_tables_for_the_docs(tmp_path, capsys):
+    for seed in (1, 2):
+        fake_run(tmp_path / "a" / f"seed={seed}", [0.9, 0.6, 0.4, 0.2], seed=seed)
+        fake_run(tmp_path / "b" / f"seed={seed}", [0.7, 0.2, 0.8, 0.6], seed=seed)
+    assert compare([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 0
+    whole = capsys.readouterr().out
+    assert (
+        compare(
+            [str(tmp_path / "a"), str(tmp_path / "b"), "--markdown", "--out", str(tmp_path / "c")]
+        )
+        == 0
+    )
+    tables = capsys.readouterr().out
+    assert tables.startswith("## Configurations") and "## Paired differences" in tables
+    assert "# Comparison of" in whole and "# Comparison of" not in tables

@@ -2,6 +2,7 @@
 
     python scripts/compare.py outputs/multiruns/2026-01-01_12-00-00
     python scripts/compare.py SWEEP_A SWEEP_B outputs/runs/2026-01-01_13-00-00_gru --out cmp/
+    python scripts/compare.py outputs/results/official/tuned --markdown   # docs/results.md's tables
 
 Each DIR is a run directory or any folder above run directories (a sweep, `outputs/`). A run
 directory is one with a `metrics.json` (written by every training run) or a `.hydra/` folder
@@ -189,7 +190,7 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`scripts/compare.py DIR... [--out OUT] [--no-pairs] [--resamples N]`."""
+    """`scripts/compare.py DIR... [--out OUT] [--no-pairs] [--resamples N] [--markdown]`."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     parser.add_argument("--out", type=Path, help="where to write (default: see module doc)")
@@ -200,6 +201,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--resamples", type=int, default=RESAMPLES, help="bootstrap resamples of the reviews"
+    )
+    parser.add_argument(
+        "--markdown",
+        action="store_true",
+        help="print only the configurations and paired differences (the tables of "
+        "docs/results.md) instead of the whole comparison.md",
     )
     args = parser.parse_args(argv)
     if args.resamples < 1:
@@ -217,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     plot(rows, out / "comparison.png", result["configurations"])
     text = markdown(rows, args.dirs, "comparison.png", result)
     _write_text(out / "comparison.md", text)
-    print(text)
+    print("\n".join(significance_markdown(result)).strip() + "\n" if args.markdown else text)
     written = ", ".join(str(out / f"comparison.{x}") for x in ("md", "csv", "json", "png"))
     print(f"Wrote {written}")
     return 0

@@ -1,0 +1,55 @@
+"""scripts/results_tables.py: every planned run composes, and a finished one is not run again."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from compose import ROOT, compose
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+spec = importlib.util.spec_from_file_location(
+    "results_tables", ROOT / "scripts" / "results_tables.py"
+)
+results_tables = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(results_tables)
+
+RUNS = results_tables.planned_runs(
+    list(results_tables.TABLES), [1, 2, 3], Path("/OUT"), lm="/LM/epoch_007.ckpt"
+)
+
+
+@pytest.mark.parametrize(
+    "run_dir, overrides", [r for r in RUNS if r[0].name == "seed=1"], ids=lambda v: str(v)
+)
+def test_every_planned_run_composes_on_the_official_split(run_dir, overrides, tmp_path):
+    cfg = compose("train", overrides, tmp_path)
+    assert cfg.data.split.name == "official" and cfg.seed == 1
+    if "ablation" in str(run_dir):
+        assert cfg.test is False  # the ablation is read on validation only
+    if "scheduler" in cfg.model and cfg.model.scheduler is not None:
+        resolved = OmegaConf.to_container(cfg.model.scheduler, resolve=True)
+        assert get_class(resolved["_target_"])
+    if "pretrained" in str(run_dir) and "scratch" not in str(run_dir):
+        assert cfg.pretrained == "/LM/epoch_007.ckpt"
+
+
+def test_seeds_come_one_after_another_and_single_fits_run_once():
+    seeds = [int(str(d).rsplit("=", 1)[1]) for d, _ in RUNS]
+    assert seeds == sorted(seeds)
+    linear = [d for d, _ in RUNS if "/linear/" in str(d)]
+    assert {d.name for d in linear} == {"seed=1"}
+
+
+def test_a_completed_run_is_skipped_and_a_stopped_one_resumes(tmp_path):
+    run = tmp_path / "run"
+    assert results_tables.run_state(run) == "new"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run / "metrics.json").write_text(json.dumps({"status": "interrupted"}))
+    assert results_tables.run_state(run) == "resumable"
+    (run / "metrics.json").write_text(json.dumps({"status": "completed"}))
+    assert results_tables.run_state(run) == "completed"
