@@ -16,9 +16,9 @@ from rnnlab.record import read_predictions, write_predictions
 LABELS = np.array([1, 0, 1, 0])
 
 
-def fake_run(run: Path, probabilities, seed: int, ids=(3, 5, 8, 9)) -> Path:
+def fake_run(run: Path, probabilities, seed: int, ids=(3, 5, 8, 9), model="lstm") -> Path:
     correct = ((np.asarray(probabilities) > 0.5) == (LABELS == 1)).mean()
-    write_record(run, seed, float(correct))
+    write_record(run, seed, float(correct), model=model)
     write_predictions(run / "predictions.npz", list(ids), LABELS, probabilities)
     return run
 
@@ -58,7 +58,7 @@ def test_runs_on_other_reviews_are_refused(tmp_path, capsys):
 
 def test_compare_markdown_prints_only_the_tables_for_the_docs(tmp_path, capsys):
     for seed in (1, 2):
-        fake_run(tmp_path / "a" / f"seed={seed}", [0.9, 0.6, 0.4, 0.2], seed=seed)
+        fake_run(tmp_path / "a" / f"seed={seed}", [0.9, 0.6, 0.4, 0.2], seed=seed, model="gru")
         fake_run(tmp_path / "b" / f"seed={seed}", [0.7, 0.2, 0.8, 0.6], seed=seed)
     assert compare([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "c")]) == 0
     whole = capsys.readouterr().out
