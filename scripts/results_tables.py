@@ -4,6 +4,7 @@
     python scripts/results_tables.py --data $D --table tutorial --seeds 1 2 3
     python scripts/results_tables.py --data $D --list          # what is done, what is left
     python scripts/results_tables.py --data $D --lm <LM run>/checkpoints/epoch_NNN.ckpt   # + ULMFiT
+    python scripts/results_tables.py --data $D --extra runtime.threads=1   # beside another job
     python scripts/compare.py outputs/results/official/tutorial --out docs/results/tutorial
 
 Each row is a configuration fixed beforehand (a model and a recipe on split=official); each
@@ -21,6 +22,7 @@ validation checkpoint. Nothing here looks at a test number to decide anything.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import subprocess
 import sys
@@ -154,6 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         help="a pretrained forward language model's checkpoint: adds the pretrained and "
         "ablation tables (ULMFiT)",
     )
+    parser.add_argument(
+        "--extra",
+        nargs="*",
+        default=[],
+        help="overrides added to every run that change how it computes, not what, e.g. "
+        "runtime.threads=1 (beside another job) or trainer=gpu",
+    )
     parser.add_argument("--list", action="store_true", help="show each run's state and stop")
     args = parser.parse_args(argv)
 
@@ -162,11 +171,22 @@ def main(argv: list[str] | None = None) -> int:
         for run_dir, _ in runs:
             print(f"{run_state(run_dir):10s} {run_dir}")
         return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    lock = open(args.out / ".results_tables.lock", "w")  # noqa: SIM115 - held until exit
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        print(
+            f"results_tables.py: another call is training the runs under {args.out}; wait "
+            "for it to finish (or stop it) before starting this one.",
+            file=sys.stderr,
+        )
+        return 1
     for run_dir, overrides in runs:
         state = run_state(run_dir)
         if state == "completed":
             continue
-        command = [sys.executable, "train.py", *overrides, f"data.path={args.data}"]
+        command = [sys.executable, "train.py", *overrides, *args.extra, f"data.path={args.data}"]
         command.append(f"hydra.run.dir='{run_dir}'")
         if state == "resumable":
             command.append(f"ckpt_path='{run_dir / 'checkpoints' / 'last.ckpt'}'")

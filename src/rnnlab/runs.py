@@ -26,6 +26,8 @@ NOT_CONFIGURATION = (
     # never read)
     "task_name",
     "threads",
+    # how the process computes (threads, subnormal flush), not what it trains
+    "runtime.",
     "logger.",
     "data.num_workers",
     "trainer.enable_progress_bar",
