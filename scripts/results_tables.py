@@ -77,6 +77,7 @@ PLAIN = [
     "+model.scheduler.T_max=${trainer.max_epochs}",
     "callbacks=[default,early_stopping]",
 ]
+CURVE_SIZES = (100, 1000, 10000)
 ABLATION_TABLE = {
     "0_scratch": ["experiment=ulmfit_scratch", "test=false"],
     "1_pretrained_plain": ["experiment=ulmfit", "pretrained={lm}", "test=false", *PLAIN],
@@ -132,7 +133,16 @@ def planned_runs(
             row: [o.replace("{lm}", lm) for o in overrides]
             for row, overrides in ABLATION_TABLE.items()
         }
-        tables = [*tables, "pretrained", "ablation"]
+        # the learning curve: 100, 1,000 and 10,000 labelled training reviews
+        for name, base in (
+            ("curve_pretrained", PRETRAINED_TABLE["ulmfit"]),
+            ("curve_scratch", PRETRAINED_TABLE["ulmfit_scratch"]),
+        ):
+            all_tables[name] = {
+                f"n{n}": [*(o.format(lm=lm) for o in base), f"data.train_reviews={n}"]
+                for n in CURVE_SIZES
+            }
+        tables = [*tables, "pretrained", "ablation", "curve_pretrained", "curve_scratch"]
     runs = []
     for i, seed in enumerate(seeds):
         for table in tables:
@@ -195,7 +205,11 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             print(f"results_tables.py: {run_dir} failed (exit {code}); see its train.log")
             return code
-    print("All runs completed. Tables: python scripts/compare.py OUT/official/<table>")
+    print(
+        "All runs completed. Tables: python scripts/compare.py OUT/official/<table> --markdown; "
+        "learning curve: python scripts/learning_curve.py OUT/official/curve_pretrained "
+        "OUT/official/curve_scratch"
+    )
     return 0
 
 
