@@ -201,3 +201,9 @@ def test_gradual_unfreezing_unfreezes_one_group_down_per_epoch(train_cfg):
     assert isinstance(
         next(c for c in trainer.callbacks if isinstance(c, GradualUnfreezing)), GradualUnfreezing
     )
+
+
+def test_a_folder_as_pretrained_names_the_checkpoint_inside(archive, language_models, tmp_path):
+    run = language_models["forward"].parents[1]
+    with pytest.raises(CheckpointError, match="is a folder"):
+        build(finetune_cfg(archive, run, tmp_path))

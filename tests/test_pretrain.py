@@ -219,3 +219,22 @@ def test_a_pretraining_killed_with_sigkill_resumes_exactly(lm_archive, tmp_path)
     expected, got = final_weights(tmp_path / "whole" / "run"), final_weights(killed / "run")
     for key in expected:
         assert torch.equal(expected[key], got[key]), key
+
+
+def test_a_table_without_unlabeled_reviews_measures_perplexity_on_training_reviews(tmp_path):
+    table = write_dataset(tmp_path / "csv", 400, "csv")
+    data = lm_data(table, tmp_path, "split=holdout")
+    assert data.val_source == "labeled" and len(data.rows["unlabeled"]) == 0
+    assert not set(data.rows["val"]) & set(data.rows["train"])
+
+
+def test_a_bad_language_model_setting_is_refused_before_reading_data(tmp_path):
+    from rnnlab.errors import ConfigError
+
+    cfg = compose(
+        "pretrain", ["data.path=/nowhere.tar.gz", "lm.hidden_size=0", "lm.bptt=1"], tmp_path
+    )
+    with pytest.raises(
+        ConfigError, match=r"lm.hidden_size=0.*lm.bptt=1|lm.bptt=1.*lm.hidden_size=0"
+    ):
+        pretrain(cfg)

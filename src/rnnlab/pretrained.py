@@ -43,6 +43,17 @@ class PretrainedLM:
 def read_pretrained(path: str | Path) -> PretrainedLM:
     """The language model in a `pretrain.py` checkpoint; CheckpointError for anything else."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        found = sorted(path.glob("**/checkpoints/epoch_*.ckpt"))[:1]
+        raise CheckpointError(
+            f"pretrained={path} is a folder. Pass the language model's .ckpt file itself"
+            + (
+                f", e.g. pretrained={found[0]}"
+                if found
+                else ", e.g. <run>/checkpoints/epoch_NNN.ckpt"
+            )
+            + "."
+        )
     if not path.is_file():
         raise CheckpointError(
             f"pretrained={path} does not exist. Pass a language model's checkpoint, e.g. "
