@@ -46,20 +46,22 @@ def legacy_net(hparams: dict[str, Any]) -> dict[str, Any]:
     return {"net": functools.partial(RecurrentClassifier, **settings)}
 
 
+def refuse_folder(path: Path, key: str, example: str) -> None:
+    """A folder given where a .ckpt file belongs: CheckpointError naming a checkpoint in it."""
+    if not path.is_dir():
+        return
+    found = sorted(path.glob("**/*.ckpt"))[:1]
+    raise CheckpointError(
+        f"Checkpoint {path} is a folder. Pass the .ckpt file itself, e.g. {key}="
+        + (str(found[0]) if found else f"<run dir>/checkpoints/{example}")
+        + "."
+    )
+
+
 def load_checkpoint(path: str | Path) -> tuple[SentimentModule, dict]:
     """The model and the raw checkpoint dict (for the datamodule settings it carries)."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        found = sorted(path.glob("**/*.ckpt"))[:3]
-        raise CheckpointError(
-            f"Checkpoint {path} is a folder. Pass the .ckpt file itself"
-            + (
-                f", e.g. ckpt_path={found[0]}"
-                if found
-                else ", e.g. <run dir>/checkpoints/last.ckpt"
-            )
-            + "."
-        )
+    refuse_folder(path, "ckpt_path", "last.ckpt")
     if not path.is_file():
         raise CheckpointError(
             f"Checkpoint {path} does not exist. Pass ckpt_path=<run dir>/checkpoints/last.ckpt "

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rnnlab.checkpoint import CheckpointError
+from rnnlab.checkpoint import CheckpointError, refuse_folder
 from rnnlab.lm_module import CHECKPOINT_KEY
 
 # the net settings a classifier must share with the language model to take its weights
@@ -43,17 +43,7 @@ class PretrainedLM:
 def read_pretrained(path: str | Path) -> PretrainedLM:
     """The language model in a `pretrain.py` checkpoint; CheckpointError for anything else."""
     path = Path(path).expanduser()
-    if path.is_dir():
-        found = sorted(path.glob("**/checkpoints/epoch_*.ckpt"))[:1]
-        raise CheckpointError(
-            f"pretrained={path} is a folder. Pass the language model's .ckpt file itself"
-            + (
-                f", e.g. pretrained={found[0]}"
-                if found
-                else ", e.g. <run>/checkpoints/epoch_NNN.ckpt"
-            )
-            + "."
-        )
+    refuse_folder(path, "pretrained", "epoch_NNN.ckpt")
     if not path.is_file():
         raise CheckpointError(
             f"pretrained={path} does not exist. Pass a language model's checkpoint, e.g. "
