@@ -173,10 +173,15 @@ def main(argv: list[str] | None = None) -> int:
         help="overrides added to every run that change how it computes, not what, e.g. "
         "runtime.threads=1 (beside another job) or trainer=gpu",
     )
+    parser.add_argument(
+        "--rows", nargs="+", metavar="TABLE/ROW", help="only these rows, e.g. tuned/cnn"
+    )
     parser.add_argument("--list", action="store_true", help="show each run's state and stop")
     args = parser.parse_args(argv)
 
     runs = planned_runs(args.table, args.seeds, args.out, args.lm)
+    if args.rows:
+        runs = [(d, o) for d, o in runs if f"{d.parent.parent.name}/{d.parent.name}" in args.rows]
     if args.list:
         for run_dir, _ in runs:
             print(f"{run_state(run_dir):10s} {run_dir}")
