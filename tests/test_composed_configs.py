@@ -57,6 +57,7 @@ NEW_EXPERIMENTS = {
     "cnn_tuned": ("cnn", None),
     "ulmfit": ("lstm", None),
     "ulmfit_scratch": ("lstm", None),
+    "ulmfit_gpu": ("lstm", None),
 }
 
 

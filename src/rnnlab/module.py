@@ -17,6 +17,9 @@ from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Sco
 
 from rnnlab.finetune import discriminative_param_groups
 
+# keys of a model config that configure the LightningModule; the others configure the net
+MODULE_KEYS = ("name", "optimizer", "scheduler", "discriminative_lr")
+
 
 def _metrics(prefix: str) -> MetricCollection:
     return MetricCollection(

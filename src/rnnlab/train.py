@@ -18,17 +18,13 @@ from rnnlab.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoi
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.linear import is_linear, train_linear
-from rnnlab.module import SentimentModule
+from rnnlab.module import MODULE_KEYS, SentimentModule
 from rnnlab.pretrained import PretrainedLM, check_compatible, load_weights, read_pretrained
 from rnnlab.runtime import cpu_description, has_bf16_units
 from rnnlab.sweeps import ddp_children_follow_this_job, standard_start_method
 from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
-
-
-# keys of a model config that configure the LightningModule; the others configure the net
-MODULE_KEYS = ("name", "optimizer", "scheduler", "discriminative_lr")
 
 
 def instantiate_model(

@@ -120,6 +120,36 @@ def _model_problems(cfg: DictConfig) -> list[str]:
     ]
 
 
+def _net_key_problems(cfg: DictConfig) -> list[str]:
+    """Keys of the model config that its net class does not take (a recurrent key such as
+    hidden_size on model=cnn), which would otherwise fail deep inside instantiation."""
+    import inspect
+
+    from rnnlab.models.net import TextClassifier
+    from rnnlab.module import MODULE_KEYS
+
+    model = cfg.get("model")
+    target = OmegaConf.select(cfg, "model._target_", default=None, throw_on_missing=False)
+    if not OmegaConf.is_dict(model) or not isinstance(target, str):
+        return []
+    try:
+        family = hydra.utils.get_class(target)
+    except (ImportError, ValueError):
+        return []
+    if not (isinstance(family, type) and issubclass(family, TextClassifier)):
+        return []
+    taken = set(inspect.signature(family.__init__).parameters) - {"self", "vocab_size"}
+    unknown = sorted(set(model) - taken - {"_target_", "_partial_", *MODULE_KEYS})
+    if not unknown:
+        return []
+    return [
+        f"model.{', model.'.join(unknown)} {'is not a setting' if len(unknown) == 1 else 'are not settings'}"
+        f" of model={model.get('name')} ({target}), which takes {', '.join(sorted(taken))}: "
+        "remove it, or use a recipe or experiment made for this family (recipe=tuned and "
+        "recipe=tutorial suit the recurrent models; experiment=cnn_tuned is the CNN's)"
+    ]
+
+
 def _callback_problems(cfg: DictConfig) -> list[str]:
     """A callback set by keys but never selected, and an earlier set name used alone."""
     callbacks = cfg.get("callbacks") or {}
@@ -145,6 +175,7 @@ def _callback_problems(cfg: DictConfig) -> list[str]:
 def validate_train_config(cfg: DictConfig) -> None:
     """Raise ConfigError listing every invalid value, before anything is read or built."""
     found = _model_problems(cfg) + problems(cfg) + _resume_problems(cfg) + _callback_problems(cfg)
+    found += _net_key_problems(cfg)
     if found:
         raise ConfigError(
             "; ".join(found)

@@ -45,6 +45,7 @@ INVALID = {
     "data.vocab.fit_on=test": "data.vocab.fit_on='test' must be one of all, train",
     "data.vocab.order=random": "data.vocab.order='random' must be one of first_seen, frequency",
     "ckpt_path=/nonexistent/last.ckpt": "ckpt_path='/nonexistent/last.ckpt' must be an existing",
+    "+model.hiden_size=256": "model.hiden_size is not a setting of model=bilstm",
     "callbacks=ema": "callbacks=ema now selects that one callback alone, without checkpoints or "
     "metrics.json; the set it selected before is callbacks=[default,early_stopping,ema]",
     "+callbacks.early_stopping.patience=2": "callbacks.early_stopping sets patience but no "
