@@ -8,6 +8,7 @@ import torch
 from rnnlab.data.vocab import UNK_ID
 from rnnlab.models.classifier import RecurrentClassifier, bigram_ids
 from rnnlab.module import SentimentModule
+from rnnlab.runtime import machine_description
 from rnnlab.train import train
 
 
@@ -26,6 +27,7 @@ def test_run_writes_metrics_json_checkpoints_and_tensorboard(train_cfg):
     assert report["status"] == "completed"
     assert report["model"] == "gru"
     assert report["epochs"] == 2 and len(report["history"]) == 2
+    assert report["machine"] == machine_description()  # the CPU model and its vector units
     assert report["split"] == "holdout"  # the default: 20% test, 10% of the rest validation
     assert report["sizes"] == {
         "train": 864,

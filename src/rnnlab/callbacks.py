@@ -15,6 +15,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 
 from rnnlab.record import RecordError, build_record, read_metrics, write_metrics, write_predictions
 from rnnlab.record import finite as _number
+from rnnlab.runtime import machine_description
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,7 @@ class MetricsJson(Callback):
             checkpoint=checkpoint.best_model_path if checkpoint else None,
             data=datamodule.summary() if hasattr(datamodule, "summary") else {},
             extra=self.extra,
+            machine=machine_description(trainer.strategy.root_device.type),
         )
 
     def write(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

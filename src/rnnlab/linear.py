@@ -32,6 +32,7 @@ from rnnlab.errors import ConfigError
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.module import _metrics
 from rnnlab.record import build_record, write_metrics, write_predictions
+from rnnlab.runtime import machine_description
 
 log = logging.getLogger(__name__)
 # scikit-learn's LogisticRegression solvers
@@ -244,6 +245,7 @@ def train_linear(cfg: DictConfig) -> dict[str, float]:
         data=summary,
         single_fit=True,
         extra={"selected": model.selected} if model.selected else None,
+        machine=machine_description(),
         **fields,
     )
     write_metrics(metrics_path, record)

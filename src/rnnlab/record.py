@@ -18,6 +18,7 @@ metrics.json (JSON object):
                   its epoch), lowest validation loss, the best checkpoint's path (a language
                   model has no accuracy: its epoch is that of the lowest loss)
     test          test/* metrics when tested, else {}
+    machine       what it computed on: the GPU's name, or the CPU model and its vector units
     source, split, sizes, max_reviews, preprocess   what the datamodule read (its `summary()`)
     single_fit    true for a model fitted in one pass (no per-epoch curve)
     history       one object per epoch: "epoch" and that epoch's val/* and train/* metrics
@@ -80,6 +81,7 @@ def build_record(
     data: dict[str, Any],
     single_fit: bool = False,
     extra: dict[str, Any] | None = None,
+    machine: str | None = None,
 ) -> dict[str, Any]:
     """metrics.json's content: final and best values derived from the per-epoch history."""
     history = list(history)
@@ -106,6 +108,7 @@ def build_record(
             "checkpoint": checkpoint,
         },
         "test": dict(test),
+        "machine": machine,
         **data,
         **(extra or {}),
     }

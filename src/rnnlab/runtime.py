@@ -158,6 +158,17 @@ def cpu_description() -> tuple[str, list[str]]:
     return model, [name for flag, name in ISA_UNITS if flag in flags]
 
 
+def machine_description(device_type: str = "cpu") -> str:
+    """What a run computed on, for its record: the GPU's name on CUDA, else the CPU model and
+    its vector units, e.g. "AMD EPYC (AVX2, AVX-512, AVX512-BF16)"."""
+    import torch
+
+    if device_type == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    model, units = cpu_description()
+    return f"{model} ({', '.join(units)})" if units else model
+
+
 def has_bf16_units(units: list[str]) -> bool:
     """Whether these units compute bfloat16 natively (AVX512-BF16 or AMX)."""
     return "AVX512-BF16" in units or "AMX-BF16" in units
