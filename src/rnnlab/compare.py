@@ -144,12 +144,16 @@ def significance_markdown(result: dict[str, Any]) -> list[str]:
     if not configurations:
         return []
     out = ["", "## Configurations (runs that differ only in their seed)", ""]
-    out += ["| configuration | seeds | test acc % mean | std | 95% CI (t over seeds) |"]
-    out += ["|---|---|---|---|---|"]
+    out += [
+        "| configuration | seeds | best val acc % mean | test acc % mean | std | 95% CI (t over "
+        "seeds) |"
+    ]
+    out += ["|---|---|---|---|---|---|"]
     for c in configurations:
         std = "" if c["test_acc_std"] is None else f"{100 * c['test_acc_std']:.2f}"
         seeds = ", ".join(str(s) for s in c["seeds"])
-        cells = [c["name"], f"{c['n_seeds']} ({seeds})", _pct(c["test_acc_mean"]), std]
+        cells = [c["name"], f"{c['n_seeds']} ({seeds})", _pct(c.get("val_acc_mean"))]
+        cells += [_pct(c["test_acc_mean"]), std]
         out.append("| " + " | ".join(_cell(x) for x in [*cells, _interval(c["test_acc_ci95"])]))
         out[-1] += " |"
     pairs = result.get("pairs") or []

@@ -68,6 +68,7 @@ def group(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     configurations = []
     for members in groups.values():
         mean, std, ci = t_interval([r["test_acc"] for r in members])
+        val = [r["best_val_acc"] for r in members if r.get("best_val_acc") is not None]
         configurations.append(
             {
                 "name": members[0]["configuration"],
@@ -79,6 +80,8 @@ def group(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "test_acc_mean": mean,
                 "test_acc_std": std,
                 "test_acc_ci95": ci,
+                # the validation accuracy each run was selected on (its best epoch's)
+                "val_acc_mean": float(np.mean(val)) if val else None,
                 "paths": [r["path"] for r in members],
             }
         )
