@@ -12,7 +12,6 @@ from compose import compose
 from rnnlab.checkpoint import CheckpointError
 from rnnlab.data.synthetic import write_dataset
 from rnnlab.finetune import (
-    GradualUnfreezing,
     SlantedTriangularLR,
     discriminative_param_groups,
     layer_groups,
@@ -198,9 +197,6 @@ def test_gradual_unfreezing_unfreezes_one_group_down_per_epoch(train_cfg):
         [True, True, True, True],
     ]
     assert not torch.equal(model.net.embed.weight, embedding_before)  # trained in epoch 4
-    assert isinstance(
-        next(c for c in trainer.callbacks if isinstance(c, GradualUnfreezing)), GradualUnfreezing
-    )
 
 
 def test_a_folder_as_pretrained_names_the_checkpoint_inside(archive, language_models, tmp_path):

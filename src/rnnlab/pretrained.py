@@ -10,6 +10,7 @@ head starts fresh. Anything that does not match is refused in one paragraph that
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from torch import nn
 
 from rnnlab.checkpoint import CheckpointError, refuse_folder
 from rnnlab.lm_module import CHECKPOINT_KEY
+from rnnlab.models.language_model import LanguageModel
 
 # the net settings a classifier must share with the language model to take its weights
 SHARED_SETTINGS = ("cell", "embed_dim", "hidden_size", "num_layers")
@@ -83,8 +85,8 @@ def read_pretrained(path: str | Path) -> PretrainedLM:
 def check_compatible(lm: PretrainedLM, model: dict[str, Any], preprocess: dict[str, Any]) -> None:
     """Refuse a classifier config (`model`, resolved) or preprocessing the language model's
     weights and vocabulary do not fit."""
-    defaults = {"cell": "lstm", "embed_dim": 400, "hidden_size": 1150, "num_layers": 3}
-    expected = {key: lm.settings.get(key, defaults[key]) for key in SHARED_SETTINGS}
+    defaults = inspect.signature(LanguageModel).parameters  # what the partial left unset
+    expected = {key: lm.settings.get(key, defaults[key].default) for key in SHARED_SETTINGS}
     given = {key: model.get(key) for key in SHARED_SETTINGS}
     different = [
         f"model.{k}={given[k]!r} (the language model's: {expected[k]!r})"
