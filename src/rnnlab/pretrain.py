@@ -11,10 +11,11 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rnnlab.checkpoint import AtomicCheckpointIO, CheckpointError
+from rnnlab.checkpoint import CheckpointError
 from rnnlab.data.lm_data import LMDataModule
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.lm_module import LanguageModelModule
+from rnnlab.trainer import instantiate_trainer
 from rnnlab.validate import validate_pretrain_config
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,7 @@ def build(cfg: DictConfig) -> tuple[LMDataModule, LanguageModelModule, L.Trainer
     model = instantiate_language_model(
         cfg.lm, datamodule.vocab.itos, datamodule.preprocessor.config()
     )
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins
-    )
-    return datamodule, model, trainer
+    return datamodule, model, instantiate_trainer(cfg)
 
 
 def pretrain(cfg: DictConfig) -> dict[str, float]:

@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from rnnlab.callbacks import MetricsJson
-from rnnlab.checkpoint import AtomicCheckpointIO, CheckpointError, load_checkpoint
+from rnnlab.checkpoint import CheckpointError, load_checkpoint
 from rnnlab.data.datamodule import IMDBDataModule
 from rnnlab.hparams import log_hyperparameters
 from rnnlab.linear import is_linear, train_linear
@@ -22,6 +22,7 @@ from rnnlab.module import MODULE_KEYS, SentimentModule
 from rnnlab.pretrained import PretrainedLM, check_compatible, load_weights, read_pretrained
 from rnnlab.runtime import cpu_description, has_bf16_units
 from rnnlab.sweeps import ddp_children_follow_this_job, standard_start_method
+from rnnlab.trainer import instantiate_trainer
 from rnnlab.validate import validate_train_config
 
 log = logging.getLogger(__name__)
@@ -83,13 +84,7 @@ def build(cfg: DictConfig) -> tuple[IMDBDataModule, SentimentModule, L.Trainer]:
             lm.path,
             len(lm.vocab),
         )
-    callbacks = [hydra.utils.instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    loggers = [hydra.utils.instantiate(c) for c in (cfg.get("logger") or {}).values() if c]
-    # checkpoints are written atomically unless the config brings its own plugins
-    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
-    trainer: L.Trainer = hydra.utils.instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins
-    )
+    trainer = instantiate_trainer(cfg)
     _warn_if_bf16_is_emulated(cfg.trainer)
     return datamodule, model, trainer
 
