@@ -155,3 +155,18 @@ def test_bf16_mixed_on_the_cpu_learns_and_saves_fp32_weights(train_cfg, caplog):
     }
     warned = "has no bf16 units" in caplog.text
     assert warned == (not has_bf16_units(cpu_description()[1]))
+
+
+def test_resuming_a_finished_run_tests_it_and_returns_its_optimized_metric(train_cfg):
+    """`ckpt_path=last.ckpt` of a run that already ran all its epochs: nothing is left to fit,
+    the best checkpoint is tested, and the sweeper's metric comes from the run's record."""
+    from rnnlab.train import run
+
+    cfg = train_cfg("model=gru", "test=false")
+    first = run(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    cfg.test, cfg.ckpt_path = True, str(run_dir / "checkpoints" / "last.ckpt")
+    assert run(cfg) == first
+    report = json.loads((run_dir / "metrics.json").read_text())
+    assert report["status"] == "completed" and report["test"]["test/acc"] is not None
+    assert len(report["history"]) == cfg.trainer.max_epochs

@@ -157,7 +157,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             trainer.fit(
                 model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"), weights_only=False
             )
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics = _run_end(trainer) | {k: float(v) for k, v in trainer.callback_metrics.items()}
         if cfg.get("test", False):
             best = (
                 trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
@@ -170,6 +170,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if summary is not None and trainer.is_global_zero:
         log.info("Wrote %s", summary.path)
     return metrics
+
+
+def _run_end(trainer: L.Trainer) -> dict[str, float]:
+    """The run's metrics at its last epoch, from its record. A run resumed after its last epoch
+    fits nothing and logs no validation metric in this process; its record still says how the
+    run ended (what a sweeper optimizes, such as val/acc_best)."""
+    summary = next((c for c in trainer.callbacks if isinstance(c, MetricsJson)), None)
+    if summary is None or not summary.history:
+        return {}
+    return {k: float(v) for k, v in summary.history[-1].items() if k != "epoch" and v is not None}
 
 
 def _in_sweep() -> bool:
