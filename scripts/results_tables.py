@@ -4,6 +4,7 @@
     python scripts/results_tables.py --data $D --table tutorial --seeds 1 2 3
     python scripts/results_tables.py --data $D --list          # what is done, what is left
     python scripts/results_tables.py --data $D --lm <LM run>/checkpoints/epoch_NNN.ckpt   # + ULMFiT
+    python scripts/results_tables.py --data $D --lm <LM> --lm-backward <backward LM>   # + its pair
     python scripts/results_tables.py --data $D --extra runtime.threads=1   # beside another job
     python scripts/compare.py outputs/results/official/tutorial --out docs/results/tutorial
 
@@ -121,7 +122,11 @@ def run_state(run_dir: Path) -> str:
 
 
 def planned_runs(
-    tables: list[str], seeds: list[int], out: Path, lm: str | None = None
+    tables: list[str],
+    seeds: list[int],
+    out: Path,
+    lm: str | None = None,
+    lm_backward: str | None = None,
 ) -> list[tuple[Path, list[str]]]:
     """(run directory, overrides) of every run, seed by seed."""
     all_tables = dict(TABLES)
@@ -129,6 +134,10 @@ def planned_runs(
         all_tables["pretrained"] = {
             row: [o.format(lm=lm) for o in overrides] for row, overrides in PRETRAINED_TABLE.items()
         }
+        if lm_backward:  # ULMFiT's backward classifier, averaged with the forward one by seed
+            all_tables["pretrained"]["ulmfit_backward"] = [
+                o.format(lm=lm_backward) for o in PRETRAINED_TABLE["ulmfit"]
+            ]
         all_tables["ablation"] = {
             row: [o.replace("{lm}", lm) for o in overrides]
             for row, overrides in ABLATION_TABLE.items()
@@ -167,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
         "ablation tables (ULMFiT)",
     )
     parser.add_argument(
+        "--lm-backward",
+        help="with --lm: a backward language model's checkpoint (lm.direction=backward); adds "
+        "the row pretrained/ulmfit_backward, for scripts/ensemble.py to average with ulmfit",
+    )
+    parser.add_argument(
         "--extra",
         nargs="*",
         default=[],
@@ -179,7 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="show each run's state and stop")
     args = parser.parse_args(argv)
 
-    runs = planned_runs(args.table, args.seeds, args.out, args.lm)
+    if args.lm_backward and not args.lm:
+        parser.error("--lm-backward pairs with a forward language model: give --lm too")
+    runs = planned_runs(args.table, args.seeds, args.out, args.lm, args.lm_backward)
     if args.rows:
         runs = [(d, o) for d, o in runs if f"{d.parent.parent.name}/{d.parent.name}" in args.rows]
     if args.list:

@@ -18,7 +18,11 @@ results_tables = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(results_tables)
 
 RUNS = results_tables.planned_runs(
-    list(results_tables.TABLES), [1, 2, 3], Path("/OUT"), lm="/LM/epoch_007.ckpt"
+    list(results_tables.TABLES),
+    [1, 2, 3],
+    Path("/OUT"),
+    lm="/LM/epoch_007.ckpt",
+    lm_backward="/LM_BWD/epoch_007.ckpt",
 )
 
 
@@ -33,8 +37,20 @@ def test_every_planned_run_composes_on_the_official_split(run_dir, overrides, tm
     if "scheduler" in cfg.model and cfg.model.scheduler is not None:
         resolved = OmegaConf.to_container(cfg.model.scheduler, resolve=True)
         assert get_class(resolved["_target_"])
-    if "pretrained" in str(run_dir) and "scratch" not in str(run_dir):
+    if "backward" in str(run_dir):
+        assert cfg.pretrained == "/LM_BWD/epoch_007.ckpt"
+    elif "pretrained" in str(run_dir) and "scratch" not in str(run_dir):
         assert cfg.pretrained == "/LM/epoch_007.ckpt"
+
+
+def test_the_backward_row_is_the_forward_recipe_on_the_backward_model_every_seed():
+    forward = {d.name: o for d, o in RUNS if d.parent.name == "ulmfit"}
+    backward = {d.name: o for d, o in RUNS if d.parent.name == "ulmfit_backward"}
+    assert sorted(backward) == ["seed=1", "seed=2", "seed=3"]
+    for seed, overrides in backward.items():
+        assert [o.replace("/LM_BWD/", "/LM/") for o in overrides] == forward[seed]
+    plain = results_tables.planned_runs(["linear"], [1], Path("/OUT"), lm="/LM/epoch_007.ckpt")
+    assert not any(d.parent.name == "ulmfit_backward" for d, _ in plain)
 
 
 def test_seeds_come_one_after_another_and_single_fits_run_once():
