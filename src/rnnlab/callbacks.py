@@ -12,6 +12,7 @@ import torch
 import torch.distributed as dist
 from lightning.pytorch.callbacks import Callback, EMAWeightAveraging, ModelCheckpoint, Timer
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from rnnlab.record import RecordError, build_record, read_metrics, write_metrics, write_predictions
 from rnnlab.record import finite as _number
@@ -98,7 +99,9 @@ class MetricsJson(Callback):
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        self.status = "interrupted" if isinstance(exception, KeyboardInterrupt) else "failed"
+        # Ctrl+C, or SIGTERM (kill, a cluster's preemption): stopped from outside, resumable
+        stopped = isinstance(exception, (KeyboardInterrupt, SIGTERMException))
+        self.status = "interrupted" if stopped else "failed"
         self.error = f"{type(exception).__name__}: {exception}"
         self.write(trainer, pl_module)
 

@@ -32,6 +32,18 @@ class KillAt(Callback):
             _die()
 
 
+class TermAt(Callback):
+    """SIGTERM (`kill`, a cluster's preemption) right after training batch `batch` of epoch
+    `epoch` (0-based): Lightning stops the run at the next batch boundary."""
+
+    def __init__(self, epoch: int, batch: int = 0):
+        self.epoch, self.batch = epoch, batch
+
+    def on_train_batch_end(self, trainer: L.Trainer, *args, **kwargs) -> None:
+        if trainer.current_epoch == self.epoch and args[-1] == self.batch:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
 class KillDuringCheckpointWrite(Callback):
     """SIGKILL half-way through writing the `nth` save of checkpoint file `name` (1-based).
 

@@ -95,6 +95,19 @@ def test_kill_9_mid_epoch_then_resume_ends_like_an_uninterrupted_run(
     _resume_and_compare(args, run_dir, tmp_path, uninterrupted)
 
 
+def test_sigterm_records_an_interrupted_run_that_resumes_like_an_uninterrupted_one(
+    tiny_archive: Path, tmp_path: Path, uninterrupted: dict
+) -> None:
+    run_dir = tmp_path / "run"
+    args = _overrides(tiny_archive, tmp_path.parent / "cache", run_dir)
+    fault = ["+callbacks.fault._target_=faults.TermAt", "+callbacks.fault.epoch=1"]
+    run_script("train.py", *args, *fault, "+callbacks.fault.batch=3", cwd=tmp_path)
+    report = json.loads((run_dir / "metrics.json").read_text())
+    assert report["status"] == "interrupted" and "SIGTERM" in report["error"]
+    assert _epoch_of(run_dir / "checkpoints" / "last.ckpt") == 0
+    _resume_and_compare(args, run_dir, tmp_path, uninterrupted)
+
+
 def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(
     tiny_archive: Path, tmp_path: Path, uninterrupted: dict
 ) -> None:
