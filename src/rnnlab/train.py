@@ -166,17 +166,21 @@ def train(cfg: DictConfig) -> dict[str, Any]:
                 best = cfg.get("ckpt_path")
             trainer.test(model, datamodule=datamodule, ckpt_path=best or None, weights_only=False)
             metrics |= {k: float(v) for k, v in trainer.callback_metrics.items()}
-    summary = next((c for c in trainer.callbacks if isinstance(c, MetricsJson)), None)
+    summary = _metrics_json(trainer)
     if summary is not None and trainer.is_global_zero:
         log.info("Wrote %s", summary.path)
     return metrics
+
+
+def _metrics_json(trainer: L.Trainer) -> MetricsJson | None:
+    return next((c for c in trainer.callbacks if isinstance(c, MetricsJson)), None)
 
 
 def _run_end(trainer: L.Trainer) -> dict[str, float]:
     """The run's metrics at its last epoch, from its record. A run resumed after its last epoch
     fits nothing and logs no validation metric in this process; its record still says how the
     run ended (what a sweeper optimizes, such as val/acc_best)."""
-    summary = next((c for c in trainer.callbacks if isinstance(c, MetricsJson)), None)
+    summary = _metrics_json(trainer)
     if summary is None or not summary.history:
         return {}
     return {k: float(v) for k, v in summary.history[-1].items() if k != "epoch" and v is not None}

@@ -3,8 +3,8 @@ lists, checkpoints written atomically, and a CPU (gloo) process group closed bef
 
 Lightning closes an NCCL process group at exit but leaves a gloo one (`trainer=ddp_sim`) to the
 interpreter's finalization, where gloo's worker threads can still be joinable: the process then
-aborts with "terminate called without an active exception" after its work is done, in about one
-run of five (pytorch/pytorch#190489). `CloseProcessGroupAtExit` closes it while Python is alive.
+now and then aborts with "terminate called without an active exception" after its work is done
+(pytorch/pytorch#190489). `CloseProcessGroupAtExit` closes it while Python is alive.
 """
 
 from __future__ import annotations
