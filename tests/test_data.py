@@ -78,6 +78,35 @@ def test_max_reviews_takes_a_stratified_subset(tmp_path, synthetic_archive):
     assert labels.mean() == 0.5
 
 
+def test_train_reviews_trains_on_fewer_reviews_and_leaves_validation_and_test_alone(
+    tmp_path, synthetic_archive
+):
+    full = make_datamodule(synthetic_archive, tmp_path, split={"name": "official"})
+    few = make_datamodule(synthetic_archive, tmp_path, split={"name": "official"}, train_reviews=40)
+    assert few.sizes["train"] == 40
+    # stratified: the training part's share of positives, to within one review
+    assert abs(few._sets["train"].labels.mean() - full._sets["train"].labels.mean()) <= 1 / 40
+    assert set(few.review_ids["train"]) < set(full.review_ids["train"])
+    for part in ("val", "test"):
+        assert few.review_ids[part].tolist() == full.review_ids[part].tolist()
+
+
+def test_min_epoch_reviews_passes_over_a_few_labels_several_times_per_epoch(
+    tmp_path, synthetic_archive
+):
+    settings = {"split": {"name": "official"}, "train_reviews": 40, "batch_size": 8}
+    one_pass = make_datamodule(synthetic_archive, tmp_path, **settings)
+    assert len(one_pass.train_dataloader()) == 5
+    dm = make_datamodule(synthetic_archive, tmp_path, min_epoch_reviews=100, **settings)
+    loader = dm.train_dataloader()
+    assert len(loader) == 13
+    drawn = np.concatenate(list(loader.batch_sampler))
+    assert len(drawn) == 100
+    # two whole passes, then 20 of the 40 reviews: each drawn twice or three times
+    assert sorted(np.bincount(drawn, minlength=40).tolist()) == [2] * 20 + [3] * 20
+    assert len(dm.val_dataloader()) == len(one_pass.val_dataloader())
+
+
 def test_vocabulary_is_built_on_the_training_split_only(tmp_path):
     path = write_dataset(tmp_path / "d", 400, "csv")
     text = path.read_bytes()

@@ -56,3 +56,13 @@ def test_bucket_sampler_reshuffles_each_epoch_reproducibly():
     a.set_epoch(1)
     assert list(a) != first
     assert list(BucketBatchSampler(lengths, 16, shuffle=True, seed=8)) != first
+
+
+def test_bucket_sampler_min_samples_changes_nothing_when_the_set_is_large_enough():
+    lengths = np.arange(1, 301)
+    plain = BucketBatchSampler(lengths, 16, shuffle=True, seed=7)
+    assert list(BucketBatchSampler(lengths, 16, shuffle=True, seed=7, min_samples=300)) == list(
+        plain
+    )
+    evaluation = BucketBatchSampler(lengths, 16, shuffle=False, min_samples=1000)
+    assert len(evaluation) == len(list(evaluation)) == 19  # evaluation reads each review once

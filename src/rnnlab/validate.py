@@ -70,6 +70,7 @@ def rules_for(cfg: DictConfig) -> dict[str, Rule]:
         "data.eval_batch_size": rules.integer(1, nullable=True),
         "data.max_reviews": rules.integer(2, nullable=True),
         "data.train_reviews": rules.integer(2, nullable=True),
+        "data.min_epoch_reviews": rules.integer(1, nullable=True),
         "data.num_workers": rules.integer(0),
         "data.empty_reviews": rules.choice(EMPTY_REVIEWS),
         "data.csv.labels": _label_map(),

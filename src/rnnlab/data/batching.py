@@ -39,7 +39,12 @@ def collate(batch: list[tuple[np.ndarray, int]]) -> tuple[torch.Tensor, torch.Te
 
 
 class BucketBatchSampler(Sampler[list[int]]):
-    """Yields batches of indices of similar length; shards batches across DDP ranks."""
+    """Yields batches of indices of similar length; shards batches across DDP ranks.
+
+    `min_samples` (shuffled training only): an epoch draws at least this many indices, passing
+    over a smaller set several times, each pass a new permutation, so a few-label run takes
+    enough optimizer steps per epoch for epoch-wise schedules (gradual unfreezing, early
+    stopping) to mean what they mean on the full data."""
 
     def __init__(
         self,
@@ -49,6 +54,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         pool_batches: int = 50,
         seed: int = 0,
         bucket: bool = True,
+        min_samples: int | None = None,
     ):
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
@@ -57,6 +63,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.bucket = bucket
         self.epoch = 0
+        n = len(self.lengths)
+        self.samples = max(n, min_samples or 0) if shuffle and n else n
 
     def set_epoch(self, epoch: int) -> None:
         """Called by Lightning at each epoch start: a new, reproducible order per epoch."""
@@ -70,9 +78,13 @@ class BucketBatchSampler(Sampler[list[int]]):
         return self
 
     def _batches(self) -> list[np.ndarray]:
-        n = len(self.lengths)
+        n = self.samples
         rng = np.random.default_rng([self.seed, self.epoch])
-        order = rng.permutation(n) if self.shuffle else np.arange(n)
+        if self.shuffle and len(self.lengths):
+            passes = -(-n // len(self.lengths))
+            order = np.concatenate([rng.permutation(len(self.lengths)) for _ in range(passes)])[:n]
+        else:
+            order = np.arange(n)
         if self.bucket:
             if self.shuffle:
                 pools = [order[i : i + self.pool] for i in range(0, n, self.pool)]
@@ -101,7 +113,7 @@ class BucketBatchSampler(Sampler[list[int]]):
             yield batch.tolist()
 
     def __len__(self) -> int:
-        batches = -(-len(self.lengths) // self.batch_size)
+        batches = -(-self.samples // self.batch_size)
         if dist.is_available() and dist.is_initialized():
             world = dist.get_world_size()
             return batches // world if self.shuffle else -(-batches // world)

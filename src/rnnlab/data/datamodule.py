@@ -56,6 +56,9 @@ class IMDBDataModule(L.LightningDataModule):
         max_reviews: a stratified subset of this many labeled reviews, for quick runs.
         train_reviews: train on a stratified subset of this many of the training part's reviews
             (validation and test stay as they are): learning curves, few-label experiments.
+        min_epoch_reviews: each training epoch draws at least this many reviews, passing over a
+            smaller training part several times (a new shuffle each pass): a few-label run
+            then takes enough steps per epoch for epoch-wise schedules and early stopping.
         csv: {"text_column", "label_column", "labels": {value: 0/1} or None for
             {positive: 1, negative: 0}} for CSV and TSV sources.
         empty_reviews: "skip" leaves blank / whitespace-only / NaN reviews out (logged with a
@@ -73,6 +76,7 @@ class IMDBDataModule(L.LightningDataModule):
         csv: dict | None = None,
         max_reviews: int | None = None,
         train_reviews: int | None = None,
+        min_epoch_reviews: int | None = None,
         empty_reviews: str = "skip",
         batch_size: int = 64,
         eval_batch_size: int | None = None,
@@ -346,6 +350,7 @@ class IMDBDataModule(L.LightningDataModule):
             shuffle=shuffle,
             seed=self.hparams.seed,
             bucket=self.hparams.bucket,
+            min_samples=self.hparams.min_epoch_reviews if shuffle else None,
         )
         workers = self.hparams.num_workers
         return DataLoader(

@@ -72,6 +72,7 @@ class KimCNN(TextClassifier):
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
         reverse: bool = False,
+        head_hidden: int = 0,
     ):
         super().__init__(
             vocab_size,
@@ -83,6 +84,7 @@ class KimCNN(TextClassifier):
             bigram_buckets=bigram_buckets,
             word_dropout=word_dropout,
             reverse=reverse,
+            head_hidden=head_hidden,
         )
 
     @classmethod
