@@ -139,25 +139,6 @@ def test_layer_groups_go_from_the_embedding_to_the_head():
     assert covered == {id(p) for p in model.parameters()}
 
 
-def test_ulmfits_head_normalizes_the_pooled_features_and_trains_in_the_top_group():
-    model = RecurrentClassifier(
-        50, embed_dim=8, hidden_size=8, pooling="final+max+mean", head_hidden=5, dropout=0.4
-    )
-    norm, dropout, hidden = model.head[0], model.head[1], model.head[2]
-    assert isinstance(norm, torch.nn.BatchNorm1d) and norm.num_features == 24
-    assert dropout.p == 0.4 and isinstance(model.dropout, torch.nn.Identity)
-    assert hidden.out_features == 5 and model.head[-1].in_features == 5
-    assert layer_groups(model)[-1] == [model.head]
-    ids = torch.randint(1, 50, (6, 9))
-    lengths = torch.tensor([9, 8, 7, 5, 3, 1])
-    assert model(ids, lengths).shape == (6,)
-    # the linear head stays the default, with the parameter names older checkpoints have
-    assert {n for n, _ in net().named_parameters() if n.startswith("head")} == {
-        "head.weight",
-        "head.bias",
-    }
-
-
 def test_discriminative_rates_divide_by_the_factor_per_group_down():
     groups = discriminative_param_groups(net(), lr=0.01, factor=2.6)
     rates = [g["lr"] for g in groups]

@@ -33,7 +33,6 @@ class RecurrentClassifier(TextClassifier):
         word_dropout: float = 0.0,
         weight_drop: float = 0.0,
         reverse: bool = False,
-        head_hidden: int = 0,
     ):
         def encoder(input_size: int) -> RecurrentEncoder:
             return RecurrentEncoder(
@@ -57,7 +56,6 @@ class RecurrentClassifier(TextClassifier):
             bigram_buckets=bigram_buckets,
             word_dropout=word_dropout,
             reverse=reverse,
-            head_hidden=head_hidden,
         )
         self.cell = cell  # what explain.py and gradient_flow.py read
 

@@ -72,7 +72,6 @@ class KimCNN(TextClassifier):
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
         reverse: bool = False,
-        head_hidden: int = 0,
     ):
         super().__init__(
             vocab_size,
@@ -84,7 +83,6 @@ class KimCNN(TextClassifier):
             bigram_buckets=bigram_buckets,
             word_dropout=word_dropout,
             reverse=reverse,
-            head_hidden=head_hidden,
         )
 
     @classmethod

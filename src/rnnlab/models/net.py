@@ -47,17 +47,12 @@ def valid_steps(lengths: torch.Tensor, steps: int, device: torch.device) -> torc
     return (positions < lengths.to(device)[:, None])[..., None]
 
 
-# ULMFiT's dropout before the output layer of its two-layer head
-HEAD_HIDDEN_DROPOUT = 0.1
-
-
 class TextClassifier(nn.Module):
     """ids (B, T) right-padded with 0, lengths (B,) -> one logit per review (positive sentiment).
 
     `encoder(embed_dim)` builds the body: a module with `output_size` whose `encode` result (see
     `encode`) is pooled by `pooling` (names from POOLINGS joined with '+', e.g. "final+max"),
-    passed through dropout and a linear head, or with `head_hidden` > 0 through ULMFiT's head:
-    batch norm, dropout, a ReLU layer of that many units, batch norm, dropout 0.1, the output.
+    passed through dropout and a linear head.
     """
 
     POOLINGS: tuple[str, ...] = ("final", "max", "mean")
@@ -73,7 +68,6 @@ class TextClassifier(nn.Module):
         bigram_buckets: int = 0,
         word_dropout: float = 0.0,
         reverse: bool = False,
-        head_hidden: int = 0,
     ):
         super().__init__()
         # read every review from its last word to its first (a backward language model's body)
@@ -93,23 +87,8 @@ class TextClassifier(nn.Module):
         # telling word (often a title or a name) and must read the rest of the review
         self.word_dropout = word_dropout
         self.encoder = encoder(embed_dim)
-        features = self.encoder.output_size * len(self.poolings)
-        if head_hidden:
-            # ULMFiT's PoolingLinearClassifier: its batch norm evens out the scales of the pooled
-            # features (a final state, a max and a mean), its hidden layer combines them
-            self.dropout = nn.Identity()
-            self.head = nn.Sequential(
-                nn.BatchNorm1d(features),
-                nn.Dropout(dropout),
-                nn.Linear(features, head_hidden),
-                nn.ReLU(),
-                nn.BatchNorm1d(head_hidden),
-                nn.Dropout(HEAD_HIDDEN_DROPOUT),
-                nn.Linear(head_hidden, 1),
-            )
-        else:
-            self.dropout = nn.Dropout(dropout)
-            self.head = nn.Linear(features, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(self.encoder.output_size * len(self.poolings), 1)
 
     @classmethod
     def config_rules(cls) -> dict[str, rules.Rule]:
@@ -122,7 +101,6 @@ class TextClassifier(nn.Module):
             "bigram_buckets": rules.integer(0),
             "pooling": rules.combination(cls.POOLINGS),
             "reverse": rules.boolean(),
-            "head_hidden": rules.integer(0),
         }
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
