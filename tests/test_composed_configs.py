@@ -25,10 +25,14 @@ NEW_SPELLING = {
 REMOVED = ("task_name",)
 # keys added since, with the values that keep every run as it was: fine-tuning from a pretrained
 # language model, few-label training (and its epoch length), reading reviews backward,
-# discriminative learning rates
+# discriminative learning rates, adversarial training
 ADDED = {"pretrained": None}
 ADDED_DATA = {"train_reviews": None, "min_epoch_reviews": None}
-ADDED_NET = {"reverse": False, "discriminative_lr": None}  # every net's (model/base.yaml)
+ADDED_NET = {
+    "reverse": False,
+    "discriminative_lr": None,
+    "adversarial_epsilon": None,
+}  # every net's (model/base.yaml)
 # the default split changed from the tutorial's (validation = test) to holdout; configs that
 # choose a split (on the command line, or recipe=tutorial) keep theirs
 HOLDOUT = {"name": "holdout", "test_size": 0.2, "val_fraction": 0.1, "random_state": 42}

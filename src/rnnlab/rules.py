@@ -36,11 +36,13 @@ def fraction(low_open: bool, high_open: bool) -> Rule:
     return ok, f"a number in {'(' if low_open else '['}0, 1{')' if high_open else ']'}"
 
 
-def positive() -> Rule:
+def positive(nullable: bool = False) -> Rule:
     def ok(v: Any) -> bool:
+        if nullable and v is None:
+            return True
         return isinstance(v, int | float) and not isinstance(v, bool) and v > 0
 
-    return ok, "a number > 0"
+    return ok, "a number > 0" + (" or null" if nullable else "")
 
 
 def positive_list() -> Rule:

@@ -53,6 +53,7 @@ def instantiate_model(
         optimizer=hydra.utils.instantiate(module["optimizer"], _convert_="all"),
         scheduler=hydra.utils.instantiate(module["scheduler"], _convert_="all"),
         discriminative_lr=module["discriminative_lr"],
+        adversarial_epsilon=module["adversarial_epsilon"],
     )
 
 

@@ -65,6 +65,7 @@ def rules_for(cfg: DictConfig) -> dict[str, Rule]:
     return {
         **model_rules(cfg.get("model")),
         "model.optimizer.lr": rules.positive(),
+        "model.adversarial_epsilon": rules.positive(nullable=True),
         "model.optimizer.weight_decay": rules.non_negative(),
         "data.batch_size": rules.integer(1),
         "data.eval_batch_size": rules.integer(1, nullable=True),

@@ -105,6 +105,11 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """ids (B, T) right-padded with 0, lengths (B,) -> logits (B,)."""
+        return self.classify(self.embed_reviews(ids, lengths), lengths)
+
+    def embed_reviews(self, ids: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> the embedded reviews (B, T, E) that `classify` reads (in reading
+        order, word dropout applied in training): adversarial training perturbs these."""
         if self.reverse:
             ids = reverse_valid(ids, lengths)
         if self.training and self.word_dropout:
@@ -115,6 +120,10 @@ class TextClassifier(nn.Module):
             embedded = embedded + self.bigram_embed(
                 bigram_ids(ids, self.bigram_embed.num_embeddings)
             )
+        return embedded
+
+    def classify(self, embedded: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Embedded reviews (B, T, E) -> logits (B,): embedding dropout, body, pooling, head."""
         encoded = self.encode(self.embed_dropout(embedded), lengths)
         return self.head(self.dropout(self.pool(encoded))).squeeze(-1)
 
