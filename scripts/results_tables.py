@@ -5,14 +5,15 @@
     python scripts/results_tables.py --data $D --list          # what is done, what is left
     python scripts/results_tables.py --data $D --lm <LM run>/checkpoints/epoch_NNN.ckpt   # + ULMFiT
     python scripts/results_tables.py --data $D --lm <LM> --lm-backward <backward LM>   # + its pair
-    python scripts/results_tables.py --data $D --extra runtime.threads=1   # beside another job
+    python scripts/results_tables.py --data $D --extra runtime.threads=1   # one per core, side by side
     python scripts/compare.py outputs/results/official/tutorial --out docs/results/tutorial
 
 Each row is a configuration fixed beforehand (a model and a recipe on split=official); each
 (row, seed) is one `python train.py` run in `OUT/official/<table>/<row>/seed=<n>`. A run whose
 metrics.json says "completed" is skipped; one with a checkpoints/last.ckpt resumes from it, so a
-killed call continues where it stopped. Runs go seed by seed (every row's seed 1 first), so an
-interrupted table is complete for the first seeds. The linear baselines are fitted once: they
+killed call continues where it stopped. Calls side by side share the runs: each run is locked
+while it trains (OUT/.locks), and a call skips the runs another call holds. Runs go seed by
+seed (every row's seed 1 first), so an interrupted table is complete for the first seeds. The linear baselines are fitted once: they
 have no random initialisation or data order.
 
 The epoch, the hyperparameters and the recipe are all chosen on validation (4-10% of the
@@ -27,6 +28,8 @@ import fcntl
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # table -> row -> overrides of `python train.py` (all on split=official)
@@ -121,6 +124,22 @@ def run_state(run_dir: Path) -> str:
     return "new"
 
 
+@contextmanager
+def run_lock(out: Path, run_dir: Path) -> Iterator[bool]:
+    """Hold a run's lock while it trains (True), or say that another call holds it (False):
+    several calls on one OUT, e.g. one per CPU core, share the runs out between them."""
+    locks = out / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    name = "_".join(run_dir.relative_to(out).parts)
+    with open(locks / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+
+
 def planned_runs(
     tables: list[str],
     seeds: list[int],
@@ -202,30 +221,30 @@ def main(argv: list[str] | None = None) -> int:
         for run_dir, _ in runs:
             print(f"{run_state(run_dir):10s} {run_dir}")
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    lock = open(args.out / ".results_tables.lock", "w")  # noqa: SIM115 - held until exit
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        print(
-            f"results_tables.py: another call is training the runs under {args.out}; wait "
-            "for it to finish (or stop it) before starting this one.",
-            file=sys.stderr,
-        )
-        return 1
+    busy = []
     for run_dir, overrides in runs:
-        state = run_state(run_dir)
-        if state == "completed":
+        if run_state(run_dir) == "completed":
             continue
-        command = [sys.executable, "train.py", *overrides, *args.extra, f"data.path={args.data}"]
-        command.append(f"hydra.run.dir='{run_dir}'")
-        if state == "resumable":
-            command.append(f"ckpt_path='{run_dir / 'checkpoints' / 'last.ckpt'}'")
-        print(f"[{state}] {run_dir}: {' '.join(overrides)}", flush=True)
-        code = subprocess.call(command)
+        with run_lock(args.out, run_dir) as locked:
+            if not locked:  # another call is training it: leave it to that call
+                busy.append(run_dir)
+                print(f"[busy] {run_dir}: another call is training it", flush=True)
+                continue
+            state = run_state(run_dir)  # again, now that no other call can change it
+            if state == "completed":
+                continue
+            command = [sys.executable, "train.py", *overrides, *args.extra]
+            command += [f"data.path={args.data}", f"hydra.run.dir='{run_dir}'"]
+            if state == "resumable":
+                command.append(f"ckpt_path='{run_dir / 'checkpoints' / 'last.ckpt'}'")
+            print(f"[{state}] {run_dir}: {' '.join(overrides)}", flush=True)
+            code = subprocess.call(command)
         if code != 0:
             print(f"results_tables.py: {run_dir} failed (exit {code}); see its train.log")
             return code
+    if busy:
+        print(f"{len(busy)} runs were left to the other call training them; call again later.")
+        return 0
     print(
         "All runs completed. Tables: python scripts/compare.py OUT/official/<table> --markdown; "
         "learning curve: python scripts/learning_curve.py OUT/official/curve_pretrained "

@@ -69,3 +69,25 @@ def test_a_completed_run_is_skipped_and_a_stopped_one_resumes(tmp_path):
     assert results_tables.run_state(run) == "resumable"
     (run / "metrics.json").write_text(json.dumps({"status": "completed"}))
     assert results_tables.run_state(run) == "completed"
+
+
+def test_calls_side_by_side_share_the_runs_and_skip_the_one_another_holds(tmp_path, monkeypatch):
+    out = tmp_path / "results"
+    runs = [(out / "official" / "t" / row / "seed=1", [f"x={row}"]) for row in ("a", "b", "c")]
+    monkeypatch.setattr(results_tables, "planned_runs", lambda *args: runs)
+    trained = []
+
+    def fake_train(command):
+        trained.append(next(c for c in command if c.startswith("x=")))
+        run_dir = Path(command[-1].split("=", 1)[1].strip("'"))
+        run_dir.mkdir(parents=True)
+        (run_dir / "metrics.json").write_text(json.dumps({"status": "completed"}))
+        return 0
+
+    monkeypatch.setattr(results_tables.subprocess, "call", fake_train)
+    with results_tables.run_lock(out, runs[1][0]) as locked:  # another call trains row b
+        assert locked
+        assert results_tables.main(["--data", "d", "--out", str(out)]) == 0
+    assert trained == ["x=a", "x=c"]
+    assert results_tables.main(["--data", "d", "--out", str(out)]) == 0  # b is free now
+    assert trained == ["x=a", "x=c", "x=b"]
