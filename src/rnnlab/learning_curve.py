@@ -8,8 +8,9 @@
 
 Each DIR holds the runs of one curve (its name labels the curve); runs are grouped by
 `data.train_reviews` (all of the training part where unset). Writes learning_curve.md (per curve
-and size: seeds, test accuracy mean and std), learning_curve.json and learning_curve.png (mean
-and std over seeds, log scale of reviews).
+and size: seeds, test accuracy mean and std; then, for each point of the other curves, how many
+labelled reviews the baseline curve, by default the last DIR, needs for the same accuracy),
+learning_curve.json and learning_curve.png (mean and std over seeds, log scale of reviews).
 """
 
 from __future__ import annotations
@@ -58,6 +59,61 @@ def curve(root: Path) -> list[dict[str, Any]]:
     ]
 
 
+def labels_to_match(baseline: list[dict[str, Any]], accuracy: float) -> tuple[float, str]:
+    """How many labelled reviews the `baseline` curve needs to reach `accuracy`, interpolated
+    linearly in log(reviews) between its points, as (reviews, "="). Outside its range: (its
+    first size, "<=") when its first point is already as good, (its last size, ">") when not
+    even its last point is."""
+    for low, high in zip(baseline, baseline[1:], strict=False):
+        if low["test_acc_mean"] <= accuracy <= high["test_acc_mean"]:
+            gain = high["test_acc_mean"] - low["test_acc_mean"]
+            t = (accuracy - low["test_acc_mean"]) / gain if gain else 0.0
+            log_n = (1 - t) * np.log(low["train_reviews"]) + t * np.log(high["train_reviews"])
+            return float(np.exp(log_n)), "="
+    if accuracy <= baseline[0]["test_acc_mean"]:
+        return float(baseline[0]["train_reviews"]), "<="
+    return float(baseline[-1]["train_reviews"]), ">"
+
+
+def matching(curves: dict[str, list[dict[str, Any]]], baseline: str) -> list[dict[str, Any]]:
+    """Per point of every other curve: the labels the baseline curve needs for its accuracy."""
+    rows = []
+    for name, points in curves.items():
+        if name == baseline:
+            continue
+        for point in points:
+            needed, bound = labels_to_match(curves[baseline], point["test_acc_mean"])
+            rows.append(
+                {
+                    "curve": name,
+                    "train_reviews": point["train_reviews"],
+                    "test_acc_mean": point["test_acc_mean"],
+                    "baseline_reviews": needed,
+                    "bound": bound,
+                    "ratio": needed / point["train_reviews"],
+                }
+            )
+    return rows
+
+
+def matching_markdown(rows: list[dict[str, Any]], baseline: str) -> str:
+    lines = [
+        f"| curve | labelled reviews | test acc % | {baseline} needs (interpolated) | ratio |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        bound = {"=": "", "<=": "≤ ", ">": "> "}[row["bound"]]
+        cells = [
+            row["curve"],
+            f"{row['train_reviews']:,}",
+            f"{100 * row['test_acc_mean']:.2f}",
+            f"{bound}{row['baseline_reviews']:,.0f}",
+            f"{bound}{row['ratio']:.1f}×",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(curves: dict[str, list[dict[str, Any]]]) -> str:
     sizes = sorted({p["train_reviews"] for points in curves.values() for p in points})
     lines = ["| labelled training reviews | " + " | ".join(curves) + " |"]
@@ -96,8 +152,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
     parser.add_argument("--out", type=Path, default=Path("learning_curve"))
+    parser.add_argument(
+        "--baseline",
+        help="the curve (a DIR's name) that the others are matched against: how many labelled "
+        "reviews it needs for each of their points' accuracy (default: the last DIR)",
+    )
     args = parser.parse_args(argv)
     curves = {d.name: curve(d) for d in args.dirs}
+    baseline = args.baseline or args.dirs[-1].name
+    if baseline not in curves:
+        parser.error(f"--baseline {baseline} is none of the curves: {', '.join(curves)}")
     empty = [name for name, points in curves.items() if not points]
     if empty:
         print(
@@ -107,8 +171,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
     text = markdown(curves)
+    matched = matching(curves, baseline) if len(curves) > 1 else []
+    if matched:
+        text += "\n" + matching_markdown(matched, baseline)
     atomic_write(args.out / "learning_curve.md", lambda f: f.write(text.encode()))
-    blob = json.dumps(curves, indent=2).encode()
+    result = {"curves": curves, "baseline": baseline, "matching": matched}
+    blob = json.dumps(result, indent=2).encode()
     atomic_write(args.out / "learning_curve.json", lambda f: f.write(blob))
     plot(curves, args.out / "learning_curve.png")
     print(text)
