@@ -35,7 +35,7 @@ def test_curves_average_seeds_per_size(tmp_path):
     )
     assert curves["scratch"][0]["test_acc_std"] is None
     table = (out / "learning_curve.md").read_text()
-    assert "| 100 | 72.00 ± 2.83 (2 seeds) | 55.00 (1 seeds) |" in table
+    assert "| 100 | 72.00 ± 2.83 (2 seeds) | 55.00 (1 seed) |" in table
     assert (out / "learning_curve.png").stat().st_size > 0
 
 
@@ -75,3 +75,17 @@ def test_the_baseline_curve_is_matched_by_interpolation_in_log_reviews(tmp_path)
     )
     with pytest.raises(SystemExit):
         learning_curve([*dirs, "--out", str(out), "--baseline", "nope"])
+
+
+def test_a_named_curve_joins_runs_from_several_directories(tmp_path):
+    fake_run(tmp_path / "curve" / "n=100", 100, 1, 0.70)
+    (tmp_path / "full" / "seed=1").mkdir(parents=True)
+    fake_run(tmp_path / "full" / "seed=1", 22500, 1, 0.90)
+    (tmp_path / "other" / "n=100").mkdir(parents=True)
+    fake_run(tmp_path / "other" / "n=100", 100, 1, 0.60)
+    out = tmp_path / "out"
+    joined = f"pretrained={tmp_path / 'curve'},{tmp_path / 'full'}"
+    assert learning_curve([joined, str(tmp_path / "other"), "--out", str(out)]) == 0
+    curves = json.loads((out / "learning_curve.json").read_text())["curves"]
+    assert list(curves) == ["pretrained", "other"]
+    assert [p["train_reviews"] for p in curves["pretrained"]] == [100, 22500]

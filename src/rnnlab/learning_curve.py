@@ -4,12 +4,15 @@
         seed=1,2,3 hydra.sweep.dir=outputs/curve/pretrained
     python train.py -m experiment=ulmfit_scratch data.train_reviews=100,1000,10000 seed=1,2,3 \
         hydra.sweep.dir=outputs/curve/scratch
-    python scripts/learning_curve.py outputs/curve/pretrained outputs/curve/scratch --out docs/...
+    python scripts/learning_curve.py outputs/curve/pretrained outputs/curve/scratch --out OUT
+    python scripts/learning_curve.py pretrained=outputs/curve/pretrained,<full-data runs> ...
 
-Each DIR holds the runs of one curve (its name labels the curve); runs are grouped by
-`data.train_reviews` (all of the training part where unset). Writes learning_curve.md (per curve
-and size: seeds, test accuracy mean and std; then, for each point of the other curves, how many
-labelled reviews the baseline curve, by default the last DIR, needs for the same accuracy),
+Each argument is one curve: a DIR of runs (its name labels the curve), or NAME=DIR,DIR,... to
+join runs from several places under one name (the full-data runs as the curve's last point).
+Runs are grouped by `data.train_reviews` (all of the training part where unset). Writes
+learning_curve.md (per curve and size: seeds, test accuracy mean and std; then, for each point
+of the other curves, how many labelled reviews the baseline curve, by default the last one,
+needs for the same accuracy),
 learning_curve.json and learning_curve.png (mean and std over seeds, log scale of reviews).
 """
 
@@ -32,14 +35,16 @@ from rnnlab.atomic import atomic_write  # noqa: E402
 from rnnlab.runs import collect, run_config  # noqa: E402
 
 
-def curve(root: Path) -> list[dict[str, Any]]:
-    """Points of the runs under `root`: per number of training reviews, the seeds' test
+def curve(roots: Sequence[Path]) -> list[dict[str, Any]]:
+    """Points of the runs under `roots`: per number of training reviews, the seeds' test
     accuracies (completed runs only)."""
     points: dict[int, list[float]] = {}
-    try:
-        rows = collect([root])
-    except SystemExit:  # not a directory, or no runs in it: an empty curve, reported by main
-        return []
+    rows = []
+    for root in roots:
+        try:
+            rows += collect([root])
+        except SystemExit:  # not a directory, or no runs in it: reported by main if all are
+            continue
     for row in rows:
         if row["status"] != "completed" or row["test_acc"] is None:
             continue
@@ -126,7 +131,8 @@ def markdown(curves: dict[str, list[dict[str, Any]]]) -> str:
                 cells.append("")
                 continue
             std = "" if point["test_acc_std"] is None else f" ± {100 * point['test_acc_std']:.2f}"
-            cells.append(f"{100 * point['test_acc_mean']:.2f}{std} ({point['seeds']} seeds)")
+            seeds = f"{point['seeds']} seed" + ("s" if point["seeds"] != 1 else "")
+            cells.append(f"{100 * point['test_acc_mean']:.2f}{std} ({seeds})")
         lines.append(f"| {size:,} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -150,16 +156,29 @@ def plot(curves: dict[str, list[dict[str, Any]]], path: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
+    parser.add_argument(
+        "curves",
+        nargs="+",
+        metavar="[NAME=]DIR[,DIR...]",
+        help="one curve: its runs' directories, named NAME (default: the first DIR's name), "
+        "e.g. pretrained=outputs/curve/pretrained,outputs/results/official/pretrained/ulmfit",
+    )
     parser.add_argument("--out", type=Path, default=Path("learning_curve"))
     parser.add_argument(
         "--baseline",
-        help="the curve (a DIR's name) that the others are matched against: how many labelled "
-        "reviews it needs for each of their points' accuracy (default: the last DIR)",
+        help="the curve (by NAME) that the others are matched against: how many labelled "
+        "reviews it needs for each of their points' accuracy (default: the last curve)",
     )
     args = parser.parse_args(argv)
-    curves = {d.name: curve(d) for d in args.dirs}
-    baseline = args.baseline or args.dirs[-1].name
+    sources = {}
+    for spec in args.curves:
+        name, named, dirs = spec.partition("=")
+        if not named or "/" in name or Path(spec.split(",")[0]).is_dir():  # a DIR with a '='
+            name, dirs = "", spec
+        roots = [Path(d) for d in dirs.split(",") if d]
+        sources[name or roots[0].name] = roots
+    curves = {name: curve(roots) for name, roots in sources.items()}
+    baseline = args.baseline or list(curves)[-1]
     if baseline not in curves:
         parser.error(f"--baseline {baseline} is none of the curves: {', '.join(curves)}")
     empty = [name for name, points in curves.items() if not points]
