@@ -242,8 +242,9 @@ def main(argv: list[str] | None = None) -> int:
         if code != 0:
             print(f"results_tables.py: {run_dir} failed (exit {code}); see its train.log")
             return code
+    busy = [run_dir for run_dir in busy if run_state(run_dir) != "completed"]
     if busy:
-        print(f"{len(busy)} runs were left to the other call training them; call again later.")
+        print(f"{len(busy)} runs are still training in another call; call again later.")
         return 0
     print(
         "All runs completed. Tables: python scripts/compare.py OUT/official/<table> --markdown; "
