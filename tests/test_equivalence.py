@@ -29,7 +29,7 @@ from rnnlab.data.preprocess import Preprocessor
 from rnnlab.data.synthetic import synthetic_reviews
 from rnnlab.data.tarstream import tar_files
 from rnnlab.models.classifier import RecurrentClassifier
-from rnnlab.models.recurrent import CELLS, RecurrentEncoder
+from rnnlab.models.recurrent import CELLS, RecurrentEncoder, backward_passes
 from rnnlab.module import SentimentModule
 
 FEATURES, HIDDEN = 5, 6
@@ -347,3 +347,29 @@ def test_row_shards_run_under_the_calling_threads_cpu_autocast():
     torch.testing.assert_close(results[3][2], results[1][2], atol=2e-2, rtol=0)
     for sharded, whole in zip(results[3][3], results[1][3], strict=True):
         torch.testing.assert_close(sharded, whole, atol=5e-2, rtol=5e-2)
+
+
+@pytest.mark.parametrize("shards", [1, 3], ids=["one-thread", "3-shards"])
+def test_row_shards_serve_a_second_backward_pass_when_asked(shards):
+    """Adversarial training backpropagates twice through one forward pass (the gradient of
+    the input, then training): row shards keep their graphs for it, and both passes give the
+    gradients of one shard."""
+    torch.manual_seed(3)
+    encoder = RecurrentEncoder("lstm", FEATURES, HIDDEN, 1, True)
+    lengths = torch.tensor([9, 7, 5, 9, 3, 8, 6, 2, 9])
+    x = torch.randn(9, 9, FEATURES, requires_grad=True)
+
+    def two_passes(rows_per_thread: int):
+        encoder.shards = rows_per_thread
+        encoder.zero_grad()
+        with backward_passes(2):
+            _, final = encoder(x, lengths)
+        (first,) = torch.autograd.grad(final.sum(), x, retain_graph=True)
+        final.sum().backward()
+        return first, x.grad.clone(), encoder.layers[0][0].weight_ih_l0.grad.clone()
+
+    reference = two_passes(1)
+    x.grad = None
+    for ours, expected in zip(two_passes(shards), reference, strict=True):
+        torch.testing.assert_close(ours, expected)
+    torch.testing.assert_close(reference[0], reference[1])

@@ -16,6 +16,7 @@ from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import BinaryAccuracy, BinaryAUROC, BinaryF1Score
 
 from rnnlab.finetune import discriminative_param_groups
+from rnnlab.models.recurrent import backward_passes
 
 # keys of a model config that configure the LightningModule; the others configure the net
 MODULE_KEYS = ("name", "optimizer", "scheduler", "discriminative_lr", "adversarial_epsilon")
@@ -168,7 +169,8 @@ class SentimentModule(L.LightningModule):
         embedded = self.net.embed_reviews(ids, lengths)
         if not embedded.requires_grad:  # the embedding is frozen (gradual unfreezing)
             embedded.requires_grad_()
-        logits = self.net.classify(embedded, lengths)
+        with backward_passes(2):  # the gradient of the input, then training
+            logits = self.net.classify(embedded, lengths)
         (gradient,) = torch.autograd.grad(self.loss(logits, labels), embedded, retain_graph=True)
         perturbed = embedded + adversarial_perturbation(gradient, epsilon)
         return logits, self.loss(self.net.classify(perturbed, lengths), labels)

@@ -17,10 +17,12 @@ own longest review.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -251,6 +253,22 @@ def _in_parallel(work: Callable[[int], object], shards: int) -> list:
         torch.set_num_threads(threads)
 
 
+# how many backward passes the row shards of a forward pass must serve (see backward_passes)
+_BACKWARD_PASSES = contextvars.ContextVar("rnnlab_backward_passes", default=1)
+
+
+@contextmanager
+def backward_passes(passes: int) -> Iterator[None]:
+    """Row shards computed inside keep their graphs for `passes` backward passes instead of one,
+    as `retain_graph=True` would for ordinary autograd nodes: adversarial training first takes
+    the gradient of the input, then trains through the same graph."""
+    token = _BACKWARD_PASSES.set(passes)
+    try:
+        yield
+    finally:
+        _BACKWARD_PASSES.reset(token)
+
+
 class _Sharded(torch.autograd.Function):
     """Forward and backward of row shards on parallel threads, as one autograd node.
 
@@ -278,12 +296,16 @@ class _Sharded(torch.autograd.Function):
         ctx.shards = _in_parallel(run, len(bounds))
         ctx.bounds, ctx.params, ctx.input_shape = bounds, params, x.shape
         ctx.input_needs_grad = x.requires_grad
+        ctx.backwards_left = _BACKWARD_PASSES.get()
         return outputs, torch.cat([final.detach() for _, _, final in ctx.shards])
 
     @staticmethod
     def backward(ctx, grad_out, grad_final):
+        ctx.backwards_left -= 1
+        retain = ctx.backwards_left > 0
         if grad_out is None and grad_final is None:
-            ctx.shards = None
+            if not retain:
+                ctx.shards = None
             return (None,) * (6 + len(ctx.params))
 
         some_grad = grad_out if grad_out is not None else grad_final
@@ -299,14 +321,17 @@ class _Sharded(torch.autograd.Function):
                 if grad is not None
             ]
             outputs, grads = zip(*pairs, strict=True)
-            grads = torch.autograd.grad(outputs, inputs, grads, allow_unused=True)
+            grads = torch.autograd.grad(
+                outputs, inputs, grads, retain_graph=retain, allow_unused=True
+            )
             if grad_x is None:
                 return grads
             _place(grad_x, lo, hi, grads[0])
             return grads[1:]
 
         per_shard = _in_parallel(run, len(ctx.shards))
-        ctx.shards = None  # free the shards' graphs
+        if not retain:
+            ctx.shards = None  # free the shards' graphs
         grad_params = []
         for i in range(len(ctx.params)):
             parts = [g[i] for g in per_shard if g[i] is not None]
