@@ -89,3 +89,6 @@ def test_a_named_curve_joins_runs_from_several_directories(tmp_path):
     curves = json.loads((out / "learning_curve.json").read_text())["curves"]
     assert list(curves) == ["pretrained", "other"]
     assert [p["train_reviews"] for p in curves["pretrained"]] == [100, 22500]
+    # a mistyped folder in a joined curve is refused, not left out of the curve
+    with pytest.raises(SystemExit):
+        learning_curve([f"{joined},{tmp_path / 'typo'}", "--out", str(out)])

@@ -12,8 +12,8 @@ join runs from several places under one name (the full-data runs as the curve's 
 Runs are grouped by `data.train_reviews` (all of the training part where unset). Writes
 learning_curve.md (per curve and size: seeds, test accuracy mean and std; then, for each point
 of the other curves, how many labelled reviews the baseline curve, by default the last one,
-needs for the same accuracy),
-learning_curve.json and learning_curve.png (mean and std over seeds, log scale of reviews).
+needs for the same accuracy), learning_curve.json and learning_curve.png (mean and std over
+seeds, log scale of reviews).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def curve(roots: Sequence[Path]) -> list[dict[str, Any]]:
     for root in roots:
         try:
             rows += collect([root])
-        except SystemExit:  # not a directory, or no runs in it: reported by main if all are
+        except SystemExit:  # no runs in it (yet): reported by main if the curve stays empty
             continue
     for row in rows:
         if row["status"] != "completed" or row["test_acc"] is None:
@@ -177,6 +177,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             name, dirs = "", spec
         roots = [Path(d) for d in dirs.split(",") if d]
         sources[name or roots[0].name] = roots
+    missing = [str(root) for roots in sources.values() for root in roots if not root.is_dir()]
+    if missing:
+        parser.error(f"not a directory: {', '.join(missing)}; pass the folders that hold runs")
     curves = {name: curve(roots) for name, roots in sources.items()}
     baseline = args.baseline or list(curves)[-1]
     if baseline not in curves:

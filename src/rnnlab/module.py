@@ -133,16 +133,22 @@ class SentimentModule(L.LightningModule):
         ids, lengths, labels = batch
         epsilon = self.hparams.get("adversarial_epsilon") if stage == "train" else None
         if epsilon:
-            logits, adversarial_loss = self._adversarial_forward(ids, lengths, labels, epsilon)
+            logits, loss, adversarial = self._adversarial_losses(ids, lengths, labels, epsilon)
+            self.log(
+                "train/adversarial_loss",
+                adversarial,
+                on_step=False,
+                on_epoch=True,
+                batch_size=len(labels),
+            )
         else:
             logits = self(ids, lengths)
-        loss = self.loss(logits, labels)
-        if epsilon:
-            self.log("train/adversarial_loss", adversarial_loss, on_step=False, on_epoch=True)
-        if stage == "train" and not torch.isfinite(loss):
+            loss = self.loss(logits, labels)
+        trained = loss + adversarial if epsilon else loss  # what backward reads
+        if stage == "train" and not torch.isfinite(trained):
             kept = getattr(self.trainer.checkpoint_callback, "dirpath", None) or "checkpoints/"
             raise FloatingPointError(
-                f"train/loss became {loss.item()} at step {self.global_step} (epoch "
+                f"train/loss became {trained.item()} at step {self.global_step} (epoch "
                 f"{self.current_epoch}). Training stopped; the last good checkpoint is kept in "
                 f"{kept}. Lower model.optimizer.lr or set trainer.gradient_clip_val=1.0, then "
                 "resume from its last.ckpt."
@@ -158,22 +164,23 @@ class SentimentModule(L.LightningModule):
             batch_size=len(labels),
         )
         self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
-        return loss + adversarial_loss if epsilon else loss
+        return trained
 
-    def _adversarial_forward(
+    def _adversarial_losses(
         self, ids: torch.Tensor, lengths: torch.Tensor, labels: torch.Tensor, epsilon: float
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Adversarial training (model.adversarial_epsilon): the clean logits, and the loss on
-        the embedded reviews moved by `adversarial_perturbation`, which trains beside the clean
-        one. It costs a second forward and backward pass per step."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Adversarial training (model.adversarial_epsilon): the clean logits and loss, and the
+        loss on the embedded reviews moved by `adversarial_perturbation`, which trains beside
+        the clean one. It costs a second forward and backward pass per step."""
         embedded = self.net.embed_reviews(ids, lengths)
         if not embedded.requires_grad:  # the embedding is frozen (gradual unfreezing)
             embedded.requires_grad_()
         with backward_passes(2):  # the gradient of the input, then training
             logits = self.net.classify(embedded, lengths)
-        (gradient,) = torch.autograd.grad(self.loss(logits, labels), embedded, retain_graph=True)
+        loss = self.loss(logits, labels)
+        (gradient,) = torch.autograd.grad(loss, embedded, retain_graph=True)
         perturbed = embedded + adversarial_perturbation(gradient, epsilon)
-        return logits, self.loss(self.net.classify(perturbed, lengths), labels)
+        return logits, loss, self.loss(self.net.classify(perturbed, lengths), labels)
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, self.train_metrics, "train")
