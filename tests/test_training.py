@@ -1,4 +1,5 @@
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -44,6 +45,16 @@ def test_run_writes_metrics_json_checkpoints_and_tensorboard(train_cfg):
     last = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["epoch"] == 1  # the latest epoch, not the best one
     assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_each_epoch_leaves_a_line_in_the_log(train_cfg, caplog):
+    # runs without a progress bar (the results tables' driver) show their progress in train.log
+    caplog.set_level("INFO", logger="rnnlab.callbacks")
+    train(train_cfg("model=gru", "test=false", "logger=[]", "++trainer.enable_progress_bar=false"))
+    lines = [r.getMessage() for r in caplog.records if r.name == "rnnlab.callbacks"]
+    assert [line.split(":")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], lines
+    pattern = r"epoch \d/2: .*val/acc [01]\.\d{4} .*train/loss \d+\.\d{4}.* \(\d+ s\)"
+    assert all(re.fullmatch(pattern, line) for line in lines), lines
 
 
 def test_same_seed_repeats_metrics_exactly_on_cpu(train_cfg):
