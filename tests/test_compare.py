@@ -187,3 +187,17 @@ def test_runs_without_readable_predictions_are_left_out_of_the_pairs_only(tmp_pa
     assert "no predictions.npz" in left["model=rnn"]
     assert f"{broken} is not a readable predictions.npz" in left["model=bilstm"]
     assert "Not in the paired tests: model=rnn" in (sweep / "comparison.md").read_text()
+
+
+def test_runs_given_one_by_one_beside_a_folder_are_named_with_their_parent(tmp_path):
+    rng = np.random.default_rng(0)
+    first = make_run(tmp_path / "scratch", "lstm", 1, correct_at(0.8, rng))
+    last = make_run(tmp_path / "ulmfit", "lstm", 1, correct_at(0.9, rng))
+    make_run(tmp_path / "ablation", "gru", 1, correct_at(0.85, rng))
+    rows = compare.collect([first, tmp_path / "ablation", last])
+    assert sorted(r["run"] for r in rows) == [
+        "ablation/model=gru,seed=1",
+        "scratch/model=lstm,seed=1",
+        "ulmfit/model=lstm,seed=1",
+    ]
+    assert [r["run"] for r in compare.collect([first])] == ["model=lstm,seed=1"]

@@ -91,3 +91,15 @@ def test_calls_side_by_side_share_the_runs_and_skip_the_one_another_holds(tmp_pa
     assert trained == ["x=a", "x=c"]
     assert results_tables.main(["--data", "d", "--out", str(out)]) == 0  # b is free now
     assert trained == ["x=a", "x=c", "x=b"]
+
+
+def test_no_planned_run_trains_what_another_one_trains(tmp_path):
+    """The ablation's ends (from scratch, the whole recipe) are the pretrained table's runs: a
+    row that only drops the test would train the same epochs twice."""
+    trained = {}
+    for run_dir, overrides in (r for r in RUNS if r[0].name == "seed=1"):
+        cfg = OmegaConf.to_container(compose("train", overrides, tmp_path))
+        cfg.pop("test")
+        key = OmegaConf.to_yaml(cfg)
+        assert key not in trained, f"{run_dir} trains what {trained[key]} trains"
+        trained[key] = run_dir

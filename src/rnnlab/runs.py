@@ -191,7 +191,7 @@ def read_run(run: Path, name: str) -> dict[str, Any]:
 
 def collect(dirs: Sequence[Path]) -> list[dict[str, Any]]:
     """Every run under `dirs`, named by its path below the DIR it was found in (prefixed with
-    that DIR's name when there are several DIRs)."""
+    that DIR's name when there are several DIRs; a DIR that is a run itself, with its parent's)."""
     rows = []
     for root in dirs:
         if not root.is_dir():
@@ -201,8 +201,8 @@ def collect(dirs: Sequence[Path]) -> list[dict[str, Any]]:
             )
         for run in find_runs(root):
             name = run.relative_to(root).as_posix() if run != root else run.name
-            if len(dirs) > 1 and run != root:
-                name = f"{root.name}/{name}"
+            if len(dirs) > 1:  # a run given itself is named with its parent: ulmfit/seed=1
+                name = f"{(root if run != root else root.parent).name}/{name}"
             rows.append(read_run(run, name))
     if not rows:
         raise SystemExit(
