@@ -201,3 +201,19 @@ def test_runs_given_one_by_one_beside_a_folder_are_named_with_their_parent(tmp_p
         "ulmfit/model=lstm,seed=1",
     ]
     assert [r["run"] for r in compare.collect([first])] == ["model=lstm,seed=1"]
+
+
+def test_a_run_without_a_config_leaves_the_others_labels_as_they_were(tmp_path):
+    """scripts/ensemble.py's averages have no .hydra/: the settings every configured run shares
+    (split=official) stay out of the configuration names."""
+    rng = np.random.default_rng(0)
+    for model in ("lstm", "gru"):
+        run = make_run(tmp_path / "single", model, 1, correct_at(0.85, rng))
+        overrides = yaml.safe_load((run / ".hydra" / "overrides.yaml").read_text())
+        (run / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([*overrides, "split=x"]))
+    average = tmp_path / "ensemble" / "seed=1"
+    average.mkdir(parents=True)
+    record = {"status": "completed", "model": "ensemble of lstm + gru", "seed": 1, "epochs": 0}
+    write_metrics(average / "metrics.json", record | {"history": [], "test": {"test/acc": 0.9}})
+    labels = {r["configuration"] for r in compare.collect([tmp_path / "single", average])}
+    assert labels == {"model=lstm", "model=gru", "ensemble of lstm + gru"}

@@ -210,8 +210,10 @@ def collect(dirs: Sequence[Path]) -> list[dict[str, Any]]:
             f"{', '.join(map(str, dirs))}. Point it at a sweep directory such as "
             "outputs/multiruns/<time>."
         )
-    # settings: the overrides that tell this run apart from the others
-    shared = set.intersection(*(set(r["overrides"]) for r in rows)) if len(rows) > 1 else set()
+    # settings: the overrides that tell this run apart from the others (runs without a Hydra
+    # config, such as scripts/ensemble.py's averages, have none and share none)
+    configured = [set(r["overrides"]) for r in rows if r["overrides"]]
+    shared = set.intersection(*configured) if len(configured) > 1 else set()
     for row in rows:
         row["settings"] = " ".join(o for o in row["overrides"] if o not in shared)
     _label_configurations(rows)
