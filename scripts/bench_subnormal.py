@@ -10,41 +10,57 @@ hundred steps it is subnormal (below 1.2e-38), and on CPUs that handle subnormal
 128, bidirectional=True)`, row shards on every core) takes forward + backward steps on batches of
 64 random reviews of `--short` and `--long` steps, with `rnnlab.runtime.flush_subnormals` off and
 on in turn. A step's cost should grow with its length, no more: tokens/s of the long reviews
-over the short ones is the ratio to watch. The last line is
+over the short ones is the ratio to watch. The process runs with train.py's allocator setting
+(huge pages, `rnnlab.runtime.use_huge_pages`): on 4 KiB pages a 600-step step faults its ~900 MB
+of fresh buffers in page by page, which alone costs the long reviews about a third of their
+speed (THP_MEM_ALLOC_ENABLE=0 in the environment shows it; the table counts the minor page
+faults of a step). The last line is
 `long_vs_short_flush=X long_vs_short_no_flush=Y flush_speedup_long=Z`.
 """
 
 from __future__ import annotations
 
 import argparse
-import platform
+import os
+import resource
 import statistics
 import time
 
-import torch
+# huge pages first, as train.py does: torch reads the setting at its first CPU allocation
+from rnnlab.runtime import (  # isort: skip
+    HUGE_PAGES_ENV,
+    cpu_description,
+    flush_subnormals,
+    use_huge_pages,
+)
 
-from rnnlab.models.recurrent import RecurrentEncoder
-from rnnlab.runtime import flush_subnormals
+use_huge_pages()
+
+import torch  # noqa: E402
+
+from rnnlab.models.recurrent import RecurrentEncoder  # noqa: E402
 
 BATCH, EMB, HIDDEN = 64, 128, 128
 
 
-def tokens_per_s(encoder: RecurrentEncoder, steps: int, repeats: int) -> float:
-    """Median tokens/s of forward + backward steps on (BATCH, steps, EMB) inputs, loss on the
-    final states only."""
+def tokens_per_s(encoder: RecurrentEncoder, steps: int, repeats: int) -> tuple[float, float]:
+    """Median tokens/s and minor page faults of forward + backward steps on (BATCH, steps, EMB)
+    inputs, loss on the final states only."""
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(BATCH, steps, EMB, generator=generator)
     lengths = torch.full((BATCH,), steps)
-    rates = []
+    rates, faults = [], []
     for i in range(repeats + 1):  # the first is a warm-up
+        faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         start = time.perf_counter()
         _, final = encoder(x, lengths)
         final.sum().backward()
         seconds = time.perf_counter() - start
         if i:
             rates.append(BATCH * steps / seconds)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults_before)
     encoder.zero_grad(set_to_none=True)
-    return statistics.median(rates)
+    return statistics.median(rates), statistics.median(faults)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,12 +73,15 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.manual_seed(0)
     encoder = RecurrentEncoder("lstm", EMB, HIDDEN, bidirectional=True)
+    model, units = cpu_description()
     print(
         f"BiLSTM {EMB}/{HIDDEN}, batch {BATCH}, {torch.get_num_threads()} threads, "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
+        f"{model} ({', '.join(units) or 'no AVX2'}), torch {torch.__version__}, "
+        f"{HUGE_PAGES_ENV}={os.environ[HUGE_PAGES_ENV]}",
         flush=True,
     )
     results: dict[tuple[bool, int], list[float]] = {}
+    faults: dict[tuple[bool, int], list[float]] = {}
     for _ in range(args.turns):
         for steps in (args.short, args.long):
             for flush in (False, True):  # side by side: the machine's drift hits both alike
@@ -70,15 +89,21 @@ def main(argv: list[str] | None = None) -> None:
                     raise SystemExit(
                         "this CPU cannot flush subnormals (no DAZ): nothing to compare"
                     )
-                rate = tokens_per_s(encoder, steps, args.repeats)
+                rate, step_faults = tokens_per_s(encoder, steps, args.repeats)
                 results.setdefault((flush, steps), []).append(rate)
+                faults.setdefault((flush, steps), []).append(step_faults)
     flush_subnormals(False)
 
-    print(f"\n{'flush':<8}{'steps':>7}{'tokens/s (median of turns)':>29}   per turn")
+    print(
+        f"\n{'flush':<8}{'steps':>7}{'tokens/s (median of turns)':>29}"
+        f"{'page faults a step':>21}   tokens/s per turn"
+    )
     for (flush, steps), rates in sorted(results.items()):
         per_turn = ", ".join(f"{r:.0f}" for r in rates)
+        step_faults = statistics.median(faults[flush, steps])
         print(
-            f"{'on' if flush else 'off':<8}{steps:>7}{statistics.median(rates):>29.0f}   {per_turn}"
+            f"{'on' if flush else 'off':<8}{steps:>7}{statistics.median(rates):>29.0f}"
+            f"{step_faults:>21.0f}   {per_turn}"
         )
     rate = {key: statistics.median(rates) for key, rates in results.items()}
     on = rate[True, args.long] / rate[True, args.short]

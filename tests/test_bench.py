@@ -89,12 +89,15 @@ def test_hugepage_bench_runs_both_sides_and_prints_its_summary(synthetic_archive
 SUBNORMAL = BENCH.with_name("bench_subnormal.py")
 
 
-def test_subnormal_bench_prints_both_lengths_with_and_without_the_flush(capsys):
+def test_subnormal_bench_prints_both_lengths_with_and_without_the_flush(capsys, monkeypatch):
+    monkeypatch.delenv("THP_MEM_ALLOC_ENABLE", raising=False)  # restored after the test
     spec = importlib.util.spec_from_file_location("bench_subnormal", SUBNORMAL)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     module.main(["--short", "8", "--long", "24", "--turns", "1", "--repeats", "1"])
     out = capsys.readouterr().out
+    # measured as train.py runs: huge pages on (on 4 KiB pages long reviews fault their buffers in)
+    assert out.splitlines()[0].endswith("THP_MEM_ALLOC_ENABLE=1")
     fields = dict(item.split("=") for item in out.strip().splitlines()[-1].split())
     assert set(fields) == {"long_vs_short_flush", "long_vs_short_no_flush", "flush_speedup_long"}
     rows = {tuple(line.split()[:2]): float(line.split()[2]) for line in out.splitlines()[3:7]}

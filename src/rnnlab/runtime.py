@@ -39,8 +39,9 @@ def use_huge_pages() -> None:
 
     Call it before importing torch. A training step frees and reallocates the same megabyte-sized
     buffers (oneDNN's LSTM workspace, the embedding's dense gradient), and on 4 KiB pages every
-    step faults them back in page by page: BiLSTM steps ran 6% faster on huge pages
-    (scripts/bench_hugepages.py). THP_MEM_ALLOC_ENABLE=0 in the environment keeps small pages.
+    step faults them back in page by page: BiLSTM steps on 600-token reviews ran 1.5x faster on
+    huge pages (scripts/bench_subnormal.py, docs/performance.md). THP_MEM_ALLOC_ENABLE=0 in the
+    environment keeps small pages.
     """
     os.environ.setdefault(HUGE_PAGES_ENV, "1")
 
