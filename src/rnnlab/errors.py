@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -57,6 +58,9 @@ def exit_on_error() -> Iterator[None]:
     """Run a command-line job; a user error ends it with its message and exit status 1."""
     try:
         yield
+    except SystemExit as stop:
+        _exit_like_a_terminated_process(stop)
+        raise
     except user_errors() as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":  # Hydra's switch for full tracebacks
             raise
@@ -68,6 +72,34 @@ def exit_on_error() -> Iterator[None]:
             # would end the whole sweep at its first failed job
             raise
         raise SystemExit(1) from None
+
+
+def _exit_like_a_terminated_process(stop: SystemExit) -> None:
+    """Lightning ends a run stopped by SIGTERM (`kill`, a cluster's preemption) with its
+    SIGTERMException, a SystemExit whose status is 0: a shell, a scheduler or results_tables.py
+    would take the run for finished. Exit with 143 (128 + SIGTERM), as a process the signal
+    killed does, and say how to resume."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    if not isinstance(stop, SIGTERMException) or stop.code not in (None, 0):
+        return
+    text = "Stopped by SIGTERM (exit status 143)."
+    where = _run_dir()
+    if where and (Path(where) / "checkpoints" / "last.ckpt").is_file():
+        text += (
+            " The run's record says interrupted, and checkpoints/last.ckpt holds its last "
+            f"finished epoch: to continue it, add \"ckpt_path='{where}/checkpoints/last.ckpt'\" "
+            f"\"hydra.run.dir='{where}'\" to the same command (quoted: a path may hold '=')."
+        )
+    _log_to_files(text)
+    print(text, file=sys.stderr, flush=True)
+    raise SystemExit(128 + signal.SIGTERM) from None
+
+
+def _run_dir() -> str | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.output_dir if HydraConfig.initialized() else None
 
 
 def refuse_null_groups(argv: Sequence[str], config_dir: Path) -> None:

@@ -101,7 +101,11 @@ def test_sigterm_records_an_interrupted_run_that_resumes_like_an_uninterrupted_o
     run_dir = tmp_path / "run"
     args = _overrides(tiny_archive, tmp_path.parent / "cache", run_dir)
     fault = ["+callbacks.fault._target_=faults.TermAt", "+callbacks.fault.epoch=1"]
-    run_script("train.py", *args, *fault, "+callbacks.fault.batch=3", cwd=tmp_path)
+    stopped = run_script("train.py", *args, *fault, "+callbacks.fault.batch=3", cwd=tmp_path)
+    # exits as a process the signal killed does, not 0 (Lightning's SIGTERMException is a
+    # SystemExit): a script or scheduler must not take the run for finished
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert "Stopped by SIGTERM" in stopped.stderr and "checkpoints/last.ckpt" in stopped.stderr
     report = json.loads((run_dir / "metrics.json").read_text())
     assert report["status"] == "interrupted" and "SIGTERM" in report["error"]
     assert _epoch_of(run_dir / "checkpoints" / "last.ckpt") == 0
