@@ -66,3 +66,16 @@ def test_bucket_sampler_min_samples_changes_nothing_when_the_set_is_large_enough
     )
     evaluation = BucketBatchSampler(lengths, 16, shuffle=False, min_samples=1000)
     assert len(evaluation) == len(list(evaluation)) == 19  # evaluation reads each review once
+
+
+def test_bucket_sampler_passing_over_a_few_labels_keeps_each_batch_of_distinct_reviews():
+    """min_samples over 100 reviews: 20 passes in an epoch, and bucketing must not gather one
+    review's 20 copies into the same batch (a pool that spanned the passes did)."""
+    lengths = np.random.default_rng(0).integers(50, 600, size=100)
+    sampler = BucketBatchSampler(lengths, 32, shuffle=True, seed=1, min_samples=2000)
+    batches = list(sampler)
+    assert np.bincount(np.concatenate(batches)).tolist() == [20] * 100
+    distinct = [len(set(b)) / len(b) for b in batches]
+    assert min(distinct) >= 0.75 and np.mean(distinct) > 0.95
+    spread = np.mean([np.ptp(lengths[b]) for b in batches])
+    assert spread < 0.6 * np.ptp(lengths)  # still bucketed within each pass (random: ~0.9)

@@ -77,22 +77,28 @@ class BucketBatchSampler(Sampler[list[int]]):
         resumed run the order of the epoch it resumes at."""
         return self
 
+    def _bucketed(self, order: np.ndarray) -> np.ndarray:
+        """`order` cut into pools of `self.pool` indices, each sorted by length."""
+        pools = [order[i : i + self.pool] for i in range(0, len(order), self.pool)]
+        return np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in pools])
+
     def _batches(self) -> list[np.ndarray]:
         n = self.samples
         rng = np.random.default_rng([self.seed, self.epoch])
         if self.shuffle and len(self.lengths):
-            passes = -(-n // len(self.lengths))
-            order = np.concatenate([rng.permutation(len(self.lengths)) for _ in range(passes)])[:n]
+            # one permutation per pass over the set (the last cut short), each pass bucketed on
+            # its own: a pool never spans two passes, so sorting it by length cannot put a
+            # review's copies side by side in one batch
+            passes, left = [], n
+            while left > 0:
+                permutation = rng.permutation(len(self.lengths))[:left]
+                passes.append(self._bucketed(permutation) if self.bucket else permutation)
+                left -= len(permutation)
+            order = np.concatenate(passes)
+        elif self.bucket:
+            order = np.argsort(self.lengths, kind="stable")
         else:
             order = np.arange(n)
-        if self.bucket:
-            if self.shuffle:
-                pools = [order[i : i + self.pool] for i in range(0, n, self.pool)]
-                order = np.concatenate(
-                    [p[np.argsort(self.lengths[p], kind="stable")] for p in pools]
-                )
-            else:
-                order = np.argsort(self.lengths, kind="stable")
         batches = [order[i : i + self.batch_size] for i in range(0, n, self.batch_size)]
         if self.shuffle:
             batches = [batches[i] for i in rng.permutation(len(batches))]
