@@ -1,9 +1,10 @@
 """Mistakes a user can fix, and how the command-line scripts report them.
 
 Library code raises typed exceptions (DataError, CheckpointError, ConfigError, ...) so callers can
-catch them; `train.py`, `eval.py` and `predict.py` run inside `exit_on_error()`, which turns them
-into one paragraph on stderr and exit status 1 instead of a traceback (HYDRA_FULL_ERROR=1
-brings the traceback back).
+catch them; `train.py`, `pretrain.py`, `eval.py` and `predict.py` run inside `exit_on_error()`,
+which turns them into one paragraph on stderr and exit status 1 instead of a traceback
+(HYDRA_FULL_ERROR=1 brings the traceback back), and a run stopped by SIGTERM into exit status
+143.
 """
 
 from __future__ import annotations
