@@ -3,6 +3,7 @@
     python scripts/results_tables.py --data ../shared/data/aclImdb_v1.tar.gz
     python scripts/results_tables.py --data $D --table tutorial --seeds 1 2 3
     python scripts/results_tables.py --data $D --list          # what is done, what is left
+    python scripts/results_tables.py --summary                 # the README's results table
     python scripts/results_tables.py --data $D --lm <LM run>/checkpoints/epoch_NNN.ckpt   # + ULMFiT
     python scripts/results_tables.py --data $D --lm <LM> --lm-backward <backward LM>   # + its pair
     python scripts/results_tables.py --data $D --extra runtime.threads=1   # one per core, side by side
@@ -26,11 +27,14 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from rnnlab.record import read_metrics
 
 # table -> row -> overrides of `python train.py` (all on split=official)
 TABLES: dict[str, dict[str, list[str]]] = {
@@ -105,6 +109,25 @@ ABLATION_TABLE = {
         "test=false",
         "callbacks=[default,early_stopping]",
     ],
+}
+# the README's results table: the headline tables' rows, in words (`--summary`)
+MODEL_NAMES = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU", "bilstm": "BiLSTM", "cnn": "CNN"}
+SUMMARY_LABELS = {
+    "ensemble/ulmfit_fwd+bwd": "LSTM 512 fine-tuned from the forward and from the backward "
+    "language model, predictions averaged (`experiment=ulmfit` twice, `scripts/ensemble.py`)",
+    "linear/nbsvm": "NB-SVM (`experiment=nbsvm`)",
+    "linear/tfidf_logreg": "TF-IDF + logistic regression (`experiment=tfidf_logreg`)",
+    "pretrained/ulmfit": "LSTM 512 fine-tuned from the forward language model (`experiment=ulmfit`)",
+    "pretrained/ulmfit_backward": "LSTM 512 fine-tuned from the backward language model "
+    "(`experiment=ulmfit`)",
+    "pretrained/ulmfit_scratch": "LSTM 512, ULMFiT's classifier recipe from scratch "
+    "(`experiment=ulmfit_scratch`)",
+    **{f"tutorial/{m}": f"{name}, tutorial settings" for m, name in MODEL_NAMES.items()},
+    **{
+        f"tuned/{m}": f"{name}, tuned recipe (`experiment={m}_tuned`)"
+        for m, name in MODEL_NAMES.items()
+    },
+    "tuned/bilstm_official": "BiLSTM, tuned on the official split (`experiment=bilstm_tuned_official`)",
 }
 COMMON = ["split=official"]
 # the trained models' runs log each epoch to train.log; no progress bar in the driver's output
@@ -184,9 +207,34 @@ def planned_runs(
     return runs
 
 
+def summary(out: Path) -> str:
+    """The README's results table: each headline row's test accuracy, mean ± std over its
+    completed seeds (the seeds in brackets), best first."""
+    rows = []
+    for key, label in SUMMARY_LABELS.items():
+        accuracies = []
+        for metrics in sorted((out / "official" / key).glob("seed=*/metrics.json")):
+            record = read_metrics(metrics)
+            accuracy = (record.get("test") or {}).get("test/acc")
+            if record.get("status") == "completed" and accuracy is not None:
+                accuracies.append(100 * accuracy)
+        if not accuracies:
+            continue
+        if key.split("/")[0] in SINGLE_FIT_TABLES:
+            cell = f"{accuracies[0]:.2f} (1 fit)"
+        elif len(accuracies) == 1:
+            cell = f"{accuracies[0]:.2f} (1)"
+        else:
+            cell = f"{statistics.mean(accuracies):.2f} ± {statistics.stdev(accuracies):.2f} "
+            cell += f"({len(accuracies)})"
+        rows.append((statistics.mean(accuracies), f"| {label} | {cell} |"))
+    lines = ["| model | test acc % (seeds) |", "| --- | ---: |"]
+    return "\n".join(lines + [line for _, line in sorted(rows, key=lambda r: -r[0])]) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", required=True, help="aclImdb_v1.tar.gz or its folder")
+    parser.add_argument("--data", help="aclImdb_v1.tar.gz or its folder (to train)")
     parser.add_argument("--table", nargs="+", choices=list(TABLES), default=list(TABLES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     parser.add_argument("--out", type=Path, default=Path("outputs/results"))
@@ -211,7 +259,17 @@ def main(argv: list[str] | None = None) -> int:
         "--rows", nargs="+", metavar="TABLE/ROW", help="only these rows, e.g. tuned/cnn"
     )
     parser.add_argument("--list", action="store_true", help="show each run's state and stop")
+    parser.add_argument(
+        "--summary",
+        action="store_true",
+        help="print the README's results table from the finished runs in --out and stop",
+    )
     args = parser.parse_args(argv)
+    if args.summary:
+        print(summary(args.out), end="")
+        return 0
+    if not args.data:
+        parser.error("--data is required to train (or --list) the runs: the archive or folder")
 
     if args.lm_backward and not args.lm:
         parser.error("--lm-backward pairs with a forward language model: give --lm too")

@@ -103,3 +103,27 @@ def test_no_planned_run_trains_what_another_one_trains(tmp_path):
         key = OmegaConf.to_yaml(cfg)
         assert key not in trained, f"{run_dir} trains what {trained[key]} trains"
         trained[key] = run_dir
+
+
+def test_the_summary_is_the_readme_table_of_finished_runs_best_first(tmp_path, capsys):
+    official = tmp_path / "official"
+
+    def run(key: str, seed: int, acc: float | None, status: str = "completed") -> None:
+        folder = official / key / f"seed={seed}"
+        folder.mkdir(parents=True)
+        record = {"status": status, "test": {} if acc is None else {"test/acc": acc}}
+        (folder / "metrics.json").write_text(json.dumps(record))
+
+    run("linear/nbsvm", 1, 0.9118)
+    for seed, acc in ((1, 0.85), (2, 0.86), (3, 0.87)):
+        run("tutorial/gru", seed, acc)
+    run("tutorial/lstm", 1, 0.84)
+    run("tutorial/lstm", 2, None, status="interrupted")  # not finished: left out
+    run("ablation/1_pretrained_plain", 1, None)  # not a headline row
+    assert results_tables.main(["--summary", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2:] == [
+        "| NB-SVM (`experiment=nbsvm`) | 91.18 (1 fit) |",
+        "| GRU, tutorial settings | 86.00 ± 1.00 (3) |",
+        "| LSTM, tutorial settings | 84.00 (1) |",
+    ]
