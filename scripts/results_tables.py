@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
-import statistics
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -35,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rnnlab.record import read_metrics
+from rnnlab.significance import t_interval
 
 # table -> row -> overrides of `python train.py` (all on split=official)
 TABLES: dict[str, dict[str, list[str]]] = {
@@ -225,9 +225,9 @@ def summary(out: Path) -> str:
         elif len(accuracies) == 1:
             cell = f"{accuracies[0]:.2f} (1)"
         else:
-            cell = f"{statistics.mean(accuracies):.2f} ± {statistics.stdev(accuracies):.2f} "
-            cell += f"({len(accuracies)})"
-        rows.append((statistics.mean(accuracies), f"| {label} | {cell} |"))
+            mean, std, _ = t_interval(accuracies)  # as compare.py pools seeds
+            cell = f"{mean:.2f} ± {std:.2f} ({len(accuracies)})"
+        rows.append((sum(accuracies) / len(accuracies), f"| {label} | {cell} |"))
     lines = ["| model | test acc % (seeds) |", "| --- | ---: |"]
     return "\n".join(lines + [line for _, line in sorted(rows, key=lambda r: -r[0])]) + "\n"
 
