@@ -307,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(
         "All runs completed. Tables: python scripts/compare.py OUT/official/<table> --markdown; "
-        "learning curve: python scripts/learning_curve.py OUT/official/curve_pretrained "
-        "OUT/official/curve_scratch; ablation (validation): python scripts/compare.py "
+        "learning curve: python scripts/learning_curve.py "
+        "pretrained=OUT/official/curve_pretrained,OUT/official/pretrained/ulmfit "
+        "scratch=OUT/official/curve_scratch,OUT/official/pretrained/ulmfit_scratch "
+        "--out OUT/learning_curve; ablation (validation): python scripts/compare.py "
         "OUT/official/pretrained/ulmfit_scratch/seed=1 OUT/official/ablation "
         "OUT/official/pretrained/ulmfit/seed=1 --no-pairs"
     )

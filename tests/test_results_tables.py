@@ -127,3 +127,47 @@ def test_the_summary_is_the_readme_table_of_finished_runs_best_first(tmp_path, c
         "| GRU, tutorial settings | 86.00 ± 1.00 (3) |",
         "| LSTM, tutorial settings | 84.00 (1) |",
     ]
+
+
+def test_the_commands_it_prints_at_the_end_read_the_ablation_and_the_learning_curve(
+    tmp_path, monkeypatch, capsys
+):
+    """The ablation command reads from scratch, rows 1-4 and the whole recipe; the learning-curve
+    command reads each curve's sizes and the full training part."""
+    from fake_runs import write_record
+
+    from rnnlab import compare, learning_curve
+
+    out = tmp_path / "results"
+
+    def fake_train(command):
+        run_dir = Path(command[-1].split("=", 1)[1].strip("'"))
+        sizes = [int(c.split("=")[1]) for c in command if c.startswith("data.train_reviews=")]
+        write_record(run_dir, seed=1, test_acc=0.9, train_reviews=(sizes or [22500])[0])
+        return 0
+
+    monkeypatch.setattr(results_tables.subprocess, "call", fake_train)
+    argv = ["--data", "d", "--out", str(out), "--lm", "lm.ckpt", "--seeds", "1"]
+    argv += ["--table", "linear"]  # + the pretrained, ablation and curve tables (--lm)
+    assert results_tables.main(argv) == 0
+    printed = capsys.readouterr().out
+
+    def printed_command(label: str) -> list[str]:
+        words = printed.split(f"{label}: python ")[1].split(";")[0].split()
+        return [w.replace("OUT", str(out)) for w in words]
+
+    command = printed_command("ablation (validation)")
+    assert command[0] == "scripts/compare.py"
+    assert compare.main([*command[1:], "--out", str(tmp_path / "cmp")]) == 0
+    compared = (tmp_path / "cmp" / "comparison.csv").read_text()
+    expected = ["ulmfit_scratch/seed=1", "ulmfit/seed=1"]
+    expected += [f"ablation/{row}/seed=1" for row in results_tables.ABLATION_TABLE]
+    for run in expected:
+        assert f"\n{run}," in compared
+
+    command = printed_command("learning curve")
+    assert command[0] == "scripts/learning_curve.py"
+    assert learning_curve.main(command[1:]) == 0
+    curve = (out / "learning_curve" / "learning_curve.md").read_text()
+    for size in ("100", "1,000", "10,000", "22,500"):
+        assert f"| {size} |" in curve
