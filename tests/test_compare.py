@@ -217,3 +217,27 @@ def test_a_run_without_a_config_leaves_the_others_labels_as_they_were(tmp_path):
     write_metrics(average / "metrics.json", record | {"history": [], "test": {"test/acc": 0.9}})
     labels = {r["configuration"] for r in compare.collect([tmp_path / "single", average])}
     assert labels == {"model=lstm", "model=gru", "ensemble of lstm + gru"}
+
+
+def test_configurations_from_several_machines_name_their_machine(tmp_path, capsys):
+    rng = np.random.default_rng(5)
+    sweep = tmp_path / "sweep"
+    for model, machine in (("gru", "NVIDIA H200"), ("lstm", "AMD EPYC (AVX2)")):
+        for seed in (1, 2):
+            run = make_run(sweep, model, seed, correct_at(0.7, rng))
+            record = json.loads((run / "metrics.json").read_text())
+            write_metrics(run / "metrics.json", {**record, "machine": machine})
+    assert run_compare(str(sweep), "--markdown") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("| config")][0].endswith("| machine |")
+    rows = {line.split(" | ")[0]: line for line in lines if " | 2 (1, 2) | " in line}
+    assert rows["| model=gru"].endswith("| NVIDIA H200 |")
+    assert rows["| model=lstm"].endswith("| AMD EPYC (AVX2) |")
+    # one machine for all: the protocol names it once, the rows do not
+    record = json.loads((sweep / "model=gru,seed=1" / "metrics.json").read_text())
+    for seed in (1, 2):
+        run = sweep / f"model=gru,seed={seed}"
+        write_metrics(run / "metrics.json", {**record, "machine": "AMD EPYC (AVX2)", "seed": seed})
+    assert run_compare(str(sweep), "--markdown") == 0
+    header = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| config")]
+    assert header and all("machine" not in line for line in header)

@@ -14,12 +14,13 @@ Writes into --out (by default the DIR when there is one, else ./comparison):
 - comparison.md and comparison.csv: one row per run (model, parameters, best and final
   validation accuracy, test accuracy, epochs, seconds per epoch, ...); the Markdown adds the
   configurations (runs that differ only in their seed) with their mean test accuracy over seeds
-  and its 95% t interval, and the paired differences between configurations, marked where
-  significant. Accuracies in the Markdown are percentages; the CSV keeps fractions.
-- comparison.json: per configuration n_seeds, test_acc_mean, test_acc_std, test_acc_ci95; per
-  pair of configurations diff, diff_ci95, p_value from a paired two-level bootstrap over the
-  seeds and the test reviews (rnnlab.significance), which needs every run's predictions.npz to
-  cover the same reviews.
+  and its 95% t interval (and each one's machine, when the runs come from more than one), and
+  the paired differences between configurations, marked where significant. Accuracies in the
+  Markdown are percentages; the CSV keeps fractions.
+- comparison.json: per configuration n_seeds, test_acc_mean, test_acc_std, test_acc_ci95 and
+  machines (from each run's metrics.json); per pair of configurations diff, diff_ci95, p_value
+  from a paired two-level bootstrap over the seeds and the test reviews (rnnlab.significance),
+  which needs every run's predictions.npz to cover the same reviews.
 - comparison.png: validation accuracy and loss per epoch, every run on shared axes, and the test
   accuracy of each configuration with error bars over its seeds.
 A run fitted in one pass (the linear baselines) has no epochs: the table says "single fit" and
@@ -144,18 +145,22 @@ def significance_markdown(result: dict[str, Any]) -> list[str]:
     if not configurations:
         return []
     out = ["", "## Configurations (runs that differ only in their seed)", ""]
+    # runs from more than one machine (a GPU beside the CPU): each row names its own
+    machines = {m for c in configurations for m in c.get("machines") or []}
+    per_row = len(machines) > 1
     out += [
         "| configuration | seeds | best val acc % mean | test acc % mean | std | 95% CI (t over "
-        "seeds) |"
+        "seeds) |" + (" machine |" if per_row else "")
     ]
-    out += ["|---|---|---|---|---|---|"]
+    out += ["|---|---|---|---|---|---|" + ("---|" if per_row else "")]
     for c in configurations:
         std = "" if c["test_acc_std"] is None else f"{100 * c['test_acc_std']:.2f}"
         seeds = ", ".join(str(s) for s in c["seeds"])
         cells = [c["name"], f"{c['n_seeds']} ({seeds})", _pct(c.get("val_acc_mean"))]
-        cells += [_pct(c["test_acc_mean"]), std]
-        out.append("| " + " | ".join(_cell(x) for x in [*cells, _interval(c["test_acc_ci95"])]))
-        out[-1] += " |"
+        cells += [_pct(c["test_acc_mean"]), std, _interval(c["test_acc_ci95"])]
+        if per_row:
+            cells.append("; ".join(c.get("machines") or []) or "not recorded")
+        out.append("| " + " | ".join(_cell(x) for x in cells) + " |")
     pairs = result.get("pairs") or []
     if pairs:
         names = [c["name"] for c in configurations]

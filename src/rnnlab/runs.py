@@ -184,6 +184,9 @@ def read_run(run: Path, name: str) -> dict[str, Any]:
         "seed": _seed(record, config, given),
         "config_key": configuration(config, record, not_seed),
         "error": record.get("error"),
+        # what it computed on (the GPU, or the CPU model and its vector units); None in records
+        # written before rnnlab recorded it
+        "machine": record.get("machine"),
         "path": str(run),
         "history": history,
     }

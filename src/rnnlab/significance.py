@@ -82,6 +82,7 @@ def group(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "test_acc_ci95": ci,
                 # the validation accuracy each run was selected on (its best epoch's)
                 "val_acc_mean": float(np.mean(val)) if val else None,
+                "machines": sorted({r["machine"] for r in members if r.get("machine")}),
                 "paths": [r["path"] for r in members],
             }
         )
